@@ -1,0 +1,353 @@
+//! The platform's error taxonomy and its one mapping to gRPC.
+//!
+//! Every handler returns [`Error`]. It leaves the process as a `tonic::Status` whose details carry a
+//! `google.rpc.ErrorInfo` (reason = the platform code) and, for validation errors, a
+//! `google.rpc.BadRequest` with one violation per field, so the edge gateway can render RFC 7807
+//! bodies without knowing the service. Internal causes are logged here, once, and never sent.
+
+use std::fmt;
+use std::time::Duration;
+
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The platform's public error codes. Stable: clients switch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Validation,
+    Authn,
+    Authz,
+    NotFound,
+    Conflict,
+    RateLimit,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::Validation,
+        ErrorCode::Authn,
+        ErrorCode::Authz,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimit,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Validation => "VALIDATION",
+            ErrorCode::Authn => "AUTHN",
+            ErrorCode::Authz => "AUTHZ",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimit => "RATE_LIMIT",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
+    /// The gRPC code for each platform code. Exhaustive on purpose: a new code must choose.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ErrorCode::Validation => tonic::Code::InvalidArgument,
+            ErrorCode::Authn => tonic::Code::Unauthenticated,
+            ErrorCode::Authz => tonic::Code::PermissionDenied,
+            ErrorCode::NotFound => tonic::Code::NotFound,
+            ErrorCode::Conflict => tonic::Code::AlreadyExists,
+            ErrorCode::RateLimit => tonic::Code::ResourceExhausted,
+            ErrorCode::Unavailable => tonic::Code::Unavailable,
+            ErrorCode::Internal => tonic::Code::Internal,
+        }
+    }
+
+    /// The platform code a bare gRPC status maps to when it carries no `ErrorInfo` (for example one
+    /// produced by tonic itself, or by a service in another language).
+    pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
+        use tonic::Code;
+        match code {
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => ErrorCode::Validation,
+            Code::Unauthenticated => ErrorCode::Authn,
+            Code::PermissionDenied => ErrorCode::Authz,
+            Code::NotFound => ErrorCode::NotFound,
+            Code::AlreadyExists | Code::Aborted => ErrorCode::Conflict,
+            Code::ResourceExhausted => ErrorCode::RateLimit,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorCode::Unavailable,
+            Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One invalid field: `field` is the request path (`tenant.slug`), `description` says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// A platform error: a public code and message, optional field violations, and an optional
+/// internal cause that is logged but never shown to a client.
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    violations: Vec<FieldViolation>,
+    retry_after: Option<Duration>,
+    cause: Option<anyhow::Error>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            violations: Vec::new(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::invalid_fields(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    /// Several invalid fields, reported together so a client can fix a form in one round trip.
+    pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        let message = match violations.as_slice() {
+            [only] => format!("{}: {}", only.field, only.description),
+            _ => format!("{} fields are invalid", violations.len()),
+        };
+        Error {
+            violations,
+            ..Error::new(ErrorCode::Validation, message)
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Authn, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Authz, message)
+    }
+
+    pub fn not_found(resource: &str, id: impl fmt::Display) -> Self {
+        Error::new(ErrorCode::NotFound, format!("{resource} {id} not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        Error {
+            retry_after: Some(retry_after),
+            ..Error::new(ErrorCode::RateLimit, "too many requests")
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Unavailable, message)
+    }
+
+    /// An unexpected failure. The cause is logged when the error leaves the service; the client
+    /// sees only "internal error".
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Error {
+            cause: Some(cause.into()),
+            ..Error::new(ErrorCode::Internal, "internal error")
+        }
+    }
+
+    /// Attach an internal cause to any error (e.g. the database error behind UNAVAILABLE).
+    pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn violations(&self) -> &[FieldViolation] {
+        &self.violations
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Convert to a gRPC status with google.rpc details. `domain` is the service name.
+    pub fn into_status(self, domain: &str) -> tonic::Status {
+        if let Some(cause) = &self.cause {
+            // Logged once, here, at the edge of the service; never part of the status.
+            match self.code {
+                ErrorCode::Internal => tracing::error!(error.code = %self.code, error.cause = ?cause, "request failed"),
+                _ => tracing::warn!(error.code = %self.code, error.cause = ?cause, "request failed"),
+            }
+        }
+        let mut details = ErrorDetails::with_error_info(self.code.as_str(), domain, std::collections::HashMap::new());
+        if !self.violations.is_empty() {
+            for violation in &self.violations {
+                details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+            }
+        }
+        if let Some(retry_after) = self.retry_after {
+            details.set_retry_info(Some(retry_after));
+        }
+        tonic::Status::with_error_details(self.code.grpc_code(), self.message, details)
+    }
+
+    /// Read a platform error back out of a status (used by clients and the gateway).
+    pub fn from_status(status: &tonic::Status) -> Error {
+        let details = status.get_error_details();
+        let code = details
+            .error_info()
+            .and_then(|info| ErrorCode::parse(&info.reason))
+            .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
+        let violations = details
+            .bad_request()
+            .map(|bad| {
+                bad.field_violations
+                    .iter()
+                    .map(|v| FieldViolation {
+                        field: v.field.clone(),
+                        description: v.description.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let retry_after = details.retry_info().and_then(|info| info.retry_delay);
+        Error {
+            code,
+            message: status.message().to_owned(),
+            violations,
+            retry_after,
+            cause: None,
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("violations", &self.violations)
+            .field("cause", &self.cause)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Database errors become platform errors by kind. Unique and exclusion violations are CONFLICT
+/// named by their constraint, so a handler can say which field collided without parsing text.
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => Error::new(ErrorCode::NotFound, "not found"),
+            sqlx::Error::Database(db) => match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    let constraint = db.constraint().unwrap_or("unique").to_owned();
+                    Error::conflict(format!("already exists ({constraint})")).with_cause(err)
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    let constraint = db.constraint().unwrap_or("foreign key").to_owned();
+                    Error::invalid(constraint, "refers to something that does not exist").with_cause(err)
+                }
+                sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => {
+                    Error::internal(err)
+                }
+                _ if db.code().as_deref() == Some("40001") || db.code().as_deref() == Some("40P01") => {
+                    Error::new(ErrorCode::Conflict, "concurrent update, retry").with_cause(err)
+                }
+                _ => Error::internal(err),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::unavailable("database unavailable").with_cause(err)
+            }
+            _ => Error::internal(err),
+        }
+    }
+}
+
+impl From<async_nats::Error> for Error {
+    fn from(err: async_nats::Error) -> Self {
+        Error::unavailable("message broker unavailable").with_cause(anyhow::anyhow!(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_a_grpc_status() {
+        for code in ErrorCode::ALL {
+            let status = Error::new(code, "boom").into_status("test");
+            assert_eq!(status.code(), code.grpc_code());
+            assert_eq!(Error::from_status(&status).code(), code);
+        }
+    }
+
+    #[test]
+    fn field_violations_travel_as_bad_request_details() {
+        let status = Error::invalid_fields(vec![
+            FieldViolation { field: "email".into(), description: "must contain @".into() },
+            FieldViolation { field: "password".into(), description: "too short".into() },
+        ])
+        .into_status("identity");
+        let back = Error::from_status(&status);
+        assert_eq!(back.code(), ErrorCode::Validation);
+        assert_eq!(back.violations().len(), 2);
+        assert_eq!(back.violations()[0].field, "email");
+    }
+
+    #[test]
+    fn internal_causes_never_reach_the_client() {
+        let status = Error::internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1")).into_status("identity");
+        assert_eq!(status.message(), "internal error");
+        assert!(!format!("{status:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_status_without_details_maps_by_grpc_code() {
+        let back = Error::from_status(&tonic::Status::permission_denied("no"));
+        assert_eq!(back.code(), ErrorCode::Authz);
+    }
+
+    #[test]
+    fn rate_limits_carry_their_retry_delay() {
+        let status = Error::rate_limited(Duration::from_secs(3)).into_status("gateway");
+        assert_eq!(Error::from_status(&status).retry_after(), Some(Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,14 @@
+//! The platform kernel: everything every service needs, written once.
+//!
+//! A service crate holds only its domain (handlers, domain types, SQL, migrations, event
+//! handlers); configuration, telemetry, errors, authentication, tenant-scoped transactions, the
+//! transactional outbox, idempotent consumers and the server bootstrap live here.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ids;
+
+pub use error::{Error, ErrorCode, FieldViolation, Result};
+pub use ids::{EventId, TenantId, UserId};

@@ -1,0 +1,10 @@
+//! Generated protobuf messages and tonic stubs for every package in `proto/`, plus the encoded
+//! descriptor set (for reflection and REST transcoding).
+#![forbid(unsafe_code)]
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+include!(concat!(env!("OUT_DIR"), "/packages.rs"));
+
+/// The encoded `google.protobuf.FileDescriptorSet` of every file in `proto/`, including imports of
+/// well-known types. Feed it to `tonic-reflection` and to the gateway's transcoder.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));

@@ -1,0 +1,2 @@
+//! Test kit.
+#![forbid(unsafe_code)]

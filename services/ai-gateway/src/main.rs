@@ -1,0 +1,4 @@
+//! The ai-gateway service (not built yet: its contract lives in proto/).
+#![forbid(unsafe_code)]
+
+fn main() {}
