@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("descriptor_set.bin"), descriptors.encode_to_vec())?;
 
+    // Type names let events be packed into `google.protobuf.Any` by their full proto name.
+    let mut prost_config = prost_build::Config::new();
+    prost_config.enable_type_names();
+
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -23,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One generated file that nests every package as a module (`identity::v1`, ...), so a new
         // package needs no change here.
         .include_file("packages.rs")
-        .compile_fds(descriptors)?;
+        .compile_fds_with_config(descriptors, prost_config)?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for file in &files {

@@ -149,6 +149,13 @@ pub struct NatsConfig {
     pub duplicate_window_secs: u64,
     #[serde(default = "default_max_age_days")]
     pub max_age_days: u64,
+    /// Stream replicas: 1 on a single server (2.9 refuses more), 3 on a production cluster.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 fn default_stream() -> String {

@@ -7,8 +7,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod consumer;
+pub mod db;
 pub mod error;
 pub mod ids;
+pub mod metrics;
+pub mod nats;
+pub mod outbox;
+pub mod telemetry;
 
 pub use error::{Error, ErrorCode, FieldViolation, Result};
 pub use ids::{EventId, TenantId, UserId};
+pub use auth::{AuthLayer, Claims, JwtVerifier};

@@ -1,0 +1,70 @@
+# keel: the commands a person types. Recipes stay thin; the logic lives in scripts/.
+#
+#   make run           local stack up, build, start every configured service (twice is harmless)
+#   make stop          stop the services, then the local stack
+#   make test          every test, against the local stack (started if needed)
+#   make lint          rustfmt check + clippy with -D warnings
+#   make bench         outbox relay throughput and commit-to-consumer latency -> BENCHMARKS.md
+#   make fuzz-api      (placeholder) schemathesis against the gateway's OpenAPI
+#   make python-stubs  generate Python gRPC stubs from proto/ and check they work
+#   make clean-dev     stop everything and delete all local state (.dev/)
+#   make up | down | status   just the local stack (Postgres + NATS JetStream under .dev/)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+STACK := bash scripts/stack.sh
+SERVICES := bash scripts/services.sh
+# The stack's connection settings (KEEL_TEST_PG_URL, KEEL_TEST_NATS_URL, ...) for the command after it.
+WITH_STACK_ENV = eval "$$($(STACK) env)" &&
+# Extra arguments, e.g. `make test NEXTEST_ARGS='-E test(outbox)'`.
+NEXTEST_ARGS ?=
+
+.PHONY: help run stop test lint bench fuzz-api python-stubs clean-dev up down status
+
+help:
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+
+run: up
+	@echo "==> building service binaries (cargo build --workspace --bins)"
+	$(CARGO) build --workspace --bins
+	@$(SERVICES) start
+
+stop:
+	@$(SERVICES) stop
+	@$(STACK) down
+
+test: up
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "==> installing cargo-nextest"; $(CARGO) install cargo-nextest --locked; }
+	$(WITH_STACK_ENV) $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: up
+	$(WITH_STACK_ENV) $(CARGO) run --release -p keel-bench -- --write BENCHMARKS.md
+
+# Placeholder until the edge gateway serves its OpenAPI document; then this runs schemathesis
+# against http://127.0.0.1:8080 (started by `make run`).
+fuzz-api:
+	@echo "fuzz-api: PLACEHOLDER - API fuzzing (schemathesis against the gateway's OpenAPI) arrives with the edge gateway; nothing to run yet."
+
+python-stubs:
+	bash scripts/check-python-stubs.sh
+
+clean-dev:
+	@$(SERVICES) stop
+	@$(STACK) clean
+
+up:
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status || true
+	@$(SERVICES) status

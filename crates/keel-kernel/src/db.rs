@@ -1,0 +1,200 @@
+//! Postgres: the service's pool (its own role, its own schema), migrations, provisioning, and the
+//! tenant transaction helper that row-level security hangs on.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Transaction};
+
+use crate::config::{DatabaseConfig, is_sql_identifier};
+use crate::error::Error;
+use crate::ids::TenantId;
+
+/// A database transaction. Every handler's writes, and its outbox rows, go through one.
+pub type Tx = Transaction<'static, Postgres>;
+
+/// The kernel's own migrations (outbox, inbox, dead letters, RLS helpers), versions 1..=999.
+static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Open the service's pool. Every connection's `search_path` is the service schema, so its SQL
+/// names tables without a schema and cannot reach another service's by accident. Retries for
+/// `startup_wait` so that a service started alongside its database waits instead of crashing.
+pub async fn connect(service: &str, config: &DatabaseConfig, startup_wait: Duration) -> Result<PgPool, Error> {
+    let options = connect_options(service, config)?;
+    let pool_options = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms));
+    let deadline = tokio::time::Instant::now() + startup_wait;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match pool_options.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %err, "database not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(Error::from(err)),
+        }
+    }
+}
+
+/// Connection options for the service's role with `search_path` pinned to its schema.
+pub fn connect_options(service: &str, config: &DatabaseConfig) -> Result<PgConnectOptions, Error> {
+    let options = PgConnectOptions::from_str(config.url.expose_secret())
+        .map_err(|_| Error::internal(anyhow::anyhow!("database.url is not a valid Postgres URL")))?
+        .application_name(service)
+        .options([("search_path", config.schema.as_str())])
+        // Statement logging would put tenant data in logs at INFO; slow statements still warn.
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
+    Ok(options)
+}
+
+/// Apply the kernel's migrations and then the service's, as one ordered set in the service schema.
+/// Service migrations use timestamp versions (`YYYYMMDDHHMMSS_name.sql`), above the kernel's range.
+pub async fn migrate(pool: &PgPool, service_migrations: &Migrator) -> Result<(), Error> {
+    let mut migrations: Vec<Migration> = KERNEL_MIGRATIONS.migrations.to_vec();
+    if let Some(clash) = service_migrations.migrations.iter().find(|m| m.version < 1000) {
+        return Err(Error::internal(anyhow::anyhow!(
+            "service migration version {} is in the kernel's reserved range (< 1000)",
+            clash.version
+        )));
+    }
+    migrations.extend(service_migrations.migrations.iter().cloned());
+    migrations.sort_by_key(|m| m.version);
+    let combined = Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    combined
+        .run(pool)
+        .await
+        .map_err(|err| Error::internal(anyhow::anyhow!("migration failed: {err}")))
+}
+
+/// A migrator with no migrations, for services that have only the kernel's tables.
+pub fn no_migrations() -> Migrator {
+    Migrator {
+        migrations: Cow::Borrowed(&[]),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+/// Begin a transaction scoped to one tenant: `SET LOCAL app.current_tenant`, which every tenant
+/// table's RLS policy reads. Taking a `TenantId` (not an option, not a string) is the point: this
+/// cannot be called without one. The setting ends with the transaction, so a pooled connection
+/// never carries one tenant into another's request.
+pub async fn tenant_tx(pool: &PgPool, tenant: TenantId) -> Result<Tx, Error> {
+    let mut tx = pool.begin().await?;
+    set_tenant(&mut tx, tenant).await?;
+    Ok(tx)
+}
+
+/// Scope an already open transaction to a tenant (e.g. a consumer's, once it has read the event).
+pub async fn set_tenant(tx: &mut Tx, tenant: TenantId) -> Result<(), Error> {
+    sqlx::query("SELECT set_config('app.current_tenant', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Begin a transaction with no tenant: for a service's global tables (users, the tenant registry).
+/// Tenant tables read through it return no rows at all, by policy.
+pub async fn unscoped_tx(pool: &PgPool) -> Result<Tx, Error> {
+    Ok(pool.begin().await?)
+}
+
+/// Create the service's role (LOGIN, no BYPASSRLS, no superuser) and its schema, owned by it, if
+/// missing. Run with a privileged connection: by `make run`'s provisioning and by the test kit.
+/// In Kubernetes the database operator owns roles; this is for local stacks.
+pub async fn provision(admin: &PgPool, schema: &str, role: &str, password: &str) -> Result<(), Error> {
+    for (key, name) in [("schema", schema), ("role", role)] {
+        if !is_sql_identifier(name) {
+            return Err(Error::invalid(key, "must be a lowercase SQL identifier"));
+        }
+    }
+    // Identifiers were validated above; the password goes in as a quoted literal.
+    let password_literal = password.replace('\'', "''");
+    let mut conn = admin.acquire().await?;
+    let statement = format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+             CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '{password_literal}'; \
+           END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+         END $$"
+    );
+    conn.execute(statement.as_str()).await?;
+    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}").as_str())
+        .await?;
+    // A service reaches only its own schema: nothing in `public`, nothing in the others.
+    conn.execute(format!("REVOKE ALL ON SCHEMA public FROM {role}").as_str()).await?;
+    Ok(())
+}
+
+/// A row of the convention check: a tenant table that breaks the rules, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConventionViolation {
+    pub table: String,
+    pub problem: String,
+}
+
+/// Check the tenant-table convention on every table of `schema` that has a `tenant_id` column:
+/// NOT NULL, row-level security enabled and forced with a policy, primary key led by `tenant_id`.
+/// Each service's tests call this, so a new table cannot skip the convention unnoticed.
+pub async fn check_tenant_tables(pool: &PgPool, schema: &str) -> Result<Vec<ConventionViolation>, Error> {
+    let rows: Vec<(String, bool, bool, bool, i64, Option<String>)> = sqlx::query_as(
+        r#"
+        SELECT c.relname::text,
+               a.attnotnull,
+               c.relrowsecurity,
+               c.relforcerowsecurity,
+               (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
+               (SELECT pa.attname::text
+                  FROM pg_index i
+                  JOIN pg_attribute pa ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0]
+                 WHERE i.indrelid = c.oid AND i.indisprimary)
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+           AND c.relname NOT IN ('outbox', 'inbox', 'dead_letters')
+         ORDER BY c.relname
+        "#,
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await?;
+    let mut violations = Vec::new();
+    for (table, not_null, rls, forced, policies, pk_first) in rows {
+        let mut flag = |problem: &str| {
+            violations.push(ConventionViolation {
+                table: table.clone(),
+                problem: problem.to_owned(),
+            })
+        };
+        if !not_null {
+            flag("tenant_id is nullable");
+        }
+        if !rls || !forced {
+            flag("row-level security is not enabled and forced");
+        }
+        if policies == 0 {
+            flag("no row-level security policy");
+        }
+        if pk_first.as_deref() != Some("tenant_id") {
+            flag("primary key is not led by tenant_id");
+        }
+    }
+    Ok(violations)
+}

@@ -1,0 +1,208 @@
+//! The real infrastructure a test runs on: a fresh Postgres database per test (on the local
+//! cluster `make test` starts), and, where a test needs to stop and restart the broker, a private
+//! `nats-server` with JetStream of its own.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use keel_kernel::config::{Config, DatabaseConfig, NatsConfig, NoSettings};
+use sqlx::{Connection, Executor, PgConnection};
+
+/// The superuser URL of the local test cluster.
+pub fn admin_url() -> String {
+    std::env::var("KEEL_TEST_PG_URL").unwrap_or_else(|_| "postgres://keel@127.0.0.1:55432/postgres".into())
+}
+
+/// The shared NATS server of the local stack (tests that never stop the broker may use it).
+pub fn shared_nats_url() -> String {
+    std::env::var("KEEL_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:54222".into())
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// A database of its own for one test. Left behind after the test (the dev cluster is disposable
+/// and `make test` drops old test databases first), so a failing test's data can be inspected.
+pub struct TestDatabase {
+    pub name: String,
+    id: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let id = short_id();
+        let name = format!("test_{id}");
+        let mut conn = PgConnection::connect(&admin_url()).await.unwrap_or_else(|err| {
+            panic!("cannot reach the test Postgres at {}: {err}. Run `make test` (or `bash scripts/stack.sh up`).", admin_url())
+        });
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        TestDatabase { name, id }
+    }
+
+    /// Superuser URL of this database (superusers bypass RLS: for setup and assertions only).
+    pub fn admin_url(&self) -> String {
+        with_database(&admin_url(), &self.name)
+    }
+
+    /// A superuser pool on this database.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.admin_url()).await.expect("admin pool")
+    }
+
+    /// Provision `schema` with a role of its own (no BYPASSRLS), exactly as a service is provisioned,
+    /// and return the service's database config.
+    pub async fn provision(&self, schema: &str) -> DatabaseConfig {
+        let role = format!("t{}_{schema}", self.id);
+        let password = short_id();
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin_url())
+            .await
+            .expect("admin pool");
+        keel_kernel::db::provision(&admin, schema, &role, &password)
+            .await
+            .expect("provision schema and role");
+        admin.close().await;
+        let url = with_credentials(&with_database(&admin_url(), &self.name), &role, &password);
+        database_config(url, schema)
+    }
+}
+
+fn database_config(url: String, schema: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: url.into(),
+        schema: schema.to_owned(),
+        max_connections: 8,
+        acquire_timeout_ms: 5_000,
+        migrate: true,
+    }
+}
+
+/// Replace the database (path) of a Postgres URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+    match query {
+        Some(query) => format!("{prefix}/{database}?{query}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
+/// Replace the user (and set a password) of a Postgres URL.
+fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A private JetStream server with its own port and store, killed when dropped.
+pub struct TestNats {
+    pub port: u16,
+    store: PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl TestNats {
+    pub async fn start() -> TestNats {
+        let port = free_port();
+        let store = std::env::temp_dir().join(format!("keel-nats-{}", short_id()));
+        std::fs::create_dir_all(&store).expect("nats store dir");
+        let mut nats = TestNats { port, store, child: None };
+        nats.spawn().await;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stop the server (SIGKILL: the harshest way a broker goes away).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Start it again on the same port with the same store: streams and consumers survive.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = tokio::process::Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {binary}: {err}. Run `bash scripts/stack.sh install`."));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// NATS settings for tests: the default stream and prefix (each test has its own server).
+pub fn nats_config(url: &str) -> NatsConfig {
+    NatsConfig {
+        url: url.to_owned(),
+        stream: "EVENTS".into(),
+        subject_prefix: "events".into(),
+        duplicate_window_secs: 900,
+        max_age_days: 1,
+        replicas: 1,
+    }
+}
+
+/// A complete kernel config for `service` against the given database and broker, with fast
+/// polling and retries so tests do not wait on production-sized timers.
+pub fn config(service: &str, database: DatabaseConfig, nats: NatsConfig) -> Config<NoSettings> {
+    let yaml = format!(
+        "service: {service}\n\
+         database: {{ url: 'postgres://placeholder@localhost/x', schema: {schema} }}\n\
+         nats: {{ url: 'nats://placeholder:1' }}\n\
+         auth: {{ issuer: keel-test, audience: keel }}\n\
+         telemetry: {{ log_level: warn, log_format: pretty }}\n\
+         outbox: {{ poll_interval_ms: 200, max_backoff_ms: 500 }}\n\
+         consumer: {{ max_deliver: 3, backoff_ms: [50, 100], ack_wait_ms: 2000 }}\n",
+        schema = database.schema
+    );
+    let mut config = Config::<NoSettings>::from_yaml(&yaml, std::path::Path::new("testkit"), std::iter::empty())
+        .expect("testkit config is valid");
+    config.database = database;
+    config.nats = nats;
+    config
+}

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Starts and stops the keel service binaries on this machine (used by `make run` / `make stop`).
+#
+#   bash scripts/services.sh start    start every service that has config/<service>.yaml, in the
+#                                     background; services already running are left alone
+#   bash scripts/services.sh stop     stop them (SIGTERM: they drain, then exit; SIGKILL after 30 s)
+#   bash scripts/services.sh status   the table of what runs where
+#
+# A service <svc> is the directory services/<svc>; its binary is target/debug/keel-<svc>, started as
+# `target/debug/keel-<svc> --config config/<svc>.yaml`, logging to .dev/logs/<svc>.log, its pid in
+# .dev/pids/<svc>.pid. Environment: KEEL_DEV_DIR (<repo>/.dev), CARGO_TARGET_DIR (<repo>/target),
+# KEEL_PROFILE_DIR (debug), KEEL_READY_TIMEOUT (seconds to wait for /readyz; 90).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEV="${KEEL_DEV_DIR:-$ROOT/.dev}"
+LOGS="$DEV/logs"
+PIDS="$DEV/pids"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
+BIN_DIR="$TARGET/${KEEL_PROFILE_DIR:-debug}"
+READY_TIMEOUT="${KEEL_READY_TIMEOUT:-90}"
+STOP_TIMEOUT=30
+GATEWAY_URL="http://127.0.0.1:8080"
+
+# Start order: the gateway last, after the services it routes to. Unknown services go in between.
+ORDER=(identity tenancy billing delivery marketplace ai-gateway)
+LAST=(edge-gateway)
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf '==> warning: %s\n' "$*" >&2; }
+rel() {
+    case "$1" in
+    "$ROOT"/*) printf '%s' "${1#"$ROOT"/}" ;;
+    *) printf '%s' "$1" ;;
+    esac
+}
+
+# Every service directory, in start order.
+all_services() {
+    local svc seen=" "
+    for svc in "${ORDER[@]}"; do
+        [ -d "$ROOT/services/$svc" ] && printf '%s\n' "$svc" && seen+="$svc "
+    done
+    for svc in "${LAST[@]}"; do seen+="$svc "; done
+    for dir in "$ROOT"/services/*/; do
+        [ -d "$dir" ] || continue
+        svc="$(basename "$dir")"
+        case "$seen" in *" $svc "*) ;; *) printf '%s\n' "$svc" ;; esac
+    done
+    for svc in "${LAST[@]}"; do
+        [ -d "$ROOT/services/$svc" ] && printf '%s\n' "$svc"
+    done
+    return 0
+}
+
+configured_services() {
+    local svc
+    while IFS= read -r svc; do
+        [ -f "$ROOT/config/$svc.yaml" ] && printf '%s\n' "$svc"
+    done < <(all_services)
+    return 0
+}
+
+pidfile() { printf '%s' "$PIDS/$1.pid"; }
+
+# The live pid of <svc> from its pid file, or nothing. A recycled pid that now belongs to some other
+# program does not count.
+service_pid() {
+    local pid
+    pid="$(cat "$(pidfile "$1")" 2>/dev/null || true)"
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "keel-$1" || return 0
+    printf '%s' "$pid"
+}
+
+# `listen:` of a top-level section (grpc, admin) of a service's YAML config, e.g. 127.0.0.1:50051.
+config_listen() {
+    awk -v want="$2" '
+        /^[^[:space:]#][^:]*:/ { section = $0; sub(/:.*/, "", section); next }
+        section == want && /^[[:space:]]+listen:/ {
+            v = $0; sub(/^[[:space:]]+listen:[[:space:]]*/, "", v); sub(/[[:space:]]+#.*$/, "", v)
+            gsub(/["\047]/, "", v); print v; exit
+        }' "$ROOT/config/$1.yaml" 2>/dev/null || true
+}
+
+# host:port -> something to connect to from here (wildcard binds become loopback).
+local_addr() {
+    local addr="$1"
+    case "$addr" in
+    0.0.0.0:* | \[::\]:*) printf '127.0.0.1:%s' "${addr##*:}" ;;
+    *) printf '%s' "$addr" ;;
+    esac
+}
+
+http_status() { # GET http://$1$2 -> status code, "000" when nothing answers
+    local hostport="$1" path="$2" line
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$hostport$path" 2>/dev/null || true
+        return 0
+    fi
+    if ! { exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; } 2>/dev/null; then
+        printf '000'
+        return 0
+    fi
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hostport" >&3
+    line=""
+    IFS= read -r -t 2 line <&3 || true
+    exec 3<&- 3>&-
+    line="${line#HTTP/* }"
+    printf '%s' "${line:0:3}"
+}
+
+# The log of <svc>'s latest start only (each start appends a "---- <time> started" marker).
+last_run_log() {
+    awk '/^---- .* started by scripts\/services.sh$/ { n = 0; next } { buf[++n] = $0 }
+         END { for (i = 1; i <= n; i++) print buf[i] }' "$LOGS/$1.log" 2>/dev/null || true
+}
+
+# Admin address worth probing for <svc>, or nothing (no admin section, or port 0 = random).
+admin_probe_addr() {
+    local admin
+    admin="$(config_listen "$1" admin)"
+    case "$admin" in "" | *:0) return 0 ;; esac
+    local_addr "$admin"
+}
+
+cmd_start() {
+    local services=() svc pid bin log started=() failed=()
+    mkdir -p "$LOGS" "$PIDS"
+    mapfile -t services < <(configured_services)
+    if [ "${#services[@]}" -eq 0 ]; then
+        say "no service has a config yet (config/<service>.yaml); nothing to start beyond the stack"
+        print_table
+        return 0
+    fi
+
+    for svc in "${services[@]}"; do
+        pid="$(service_pid "$svc")"
+        if [ -n "$pid" ]; then
+            if readlink "/proc/$pid/exe" 2>/dev/null | grep -q ' (deleted)$'; then
+                say "$svc already running (pid $pid), but its binary was rebuilt since; 'make stop && make run' picks up the new one"
+            else
+                say "$svc already running (pid $pid); left alone"
+            fi
+            continue
+        fi
+        bin="$BIN_DIR/keel-$svc"
+        if [ ! -x "$bin" ]; then
+            warn "$svc: $(rel "$bin") does not exist (is it a binary crate named keel-$svc?)"
+            failed+=("$svc")
+            continue
+        fi
+        log="$LOGS/$svc.log"
+        printf '\n---- %s started by scripts/services.sh\n' "$(date '+%F %T')" >>"$log"
+        # Own session (setsid), so it outlives make and the terminal; it writes its own pid file.
+        (cd "$ROOT" && exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ \
+            "$(pidfile "$svc")" "$bin" --config "config/$svc.yaml" </dev/null >>"$log" 2>&1) &
+        started+=("$svc")
+        say "starting $svc: $(rel "$bin") --config config/$svc.yaml (log $(rel "$log"))"
+    done
+
+    # Wait for each started service: alive and /readyz = 200 when it has a fixed admin port,
+    # merely alive after a moment when it has none.
+    local pending=("${started[@]}") still deadline=$((SECONDS + READY_TIMEOUT)) admin
+    sleep 0.5
+    while [ "${#pending[@]}" -gt 0 ]; do
+        still=()
+        for svc in "${pending[@]}"; do
+            pid="$(service_pid "$svc")"
+            if [ -z "$pid" ]; then
+                warn "$svc exited during start-up; last lines of $(rel "$LOGS/$svc.log"):"
+                last_run_log "$svc" | tail -n 20 | sed 's/^/    /' >&2
+                rm -f "$(pidfile "$svc")"
+                failed+=("$svc")
+                continue
+            fi
+            admin="$(admin_probe_addr "$svc")"
+            if [ -z "$admin" ]; then
+                say "$svc started (pid $pid; no fixed admin port in config/$svc.yaml, so no readiness check)"
+            elif [ "$(http_status "$admin" /readyz)" = 200 ]; then
+                say "$svc ready (pid $pid, http://$admin/readyz)"
+            else
+                still+=("$svc")
+            fi
+        done
+        pending=("${still[@]+"${still[@]}"}")
+        [ "${#pending[@]}" -gt 0 ] || break
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            for svc in "${pending[@]}"; do
+                warn "$svc runs (pid $(service_pid "$svc")) but is not ready after ${READY_TIMEOUT}s; see $(rel "$LOGS/$svc.log")"
+                failed+=("$svc")
+            done
+            break
+        fi
+        sleep 0.5
+    done
+
+    print_table
+    if [ "${#failed[@]}" -gt 0 ]; then
+        warn "not running or not ready: ${failed[*]}"
+        return 1
+    fi
+}
+
+cmd_stop() {
+    local svc pid pids=() names=() deadline
+    mkdir -p "$PIDS"
+    # Reverse start order: the gateway first, so nothing routes to a service that is going away.
+    mapfile -t all < <(all_services)
+    for ((i = ${#all[@]} - 1; i >= 0; i--)); do
+        svc="${all[$i]}"
+        pid="$(service_pid "$svc")"
+        if [ -n "$pid" ]; then
+            say "stopping $svc (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$svc")
+        fi
+        rm -f "$(pidfile "$svc")"
+    done
+    if [ "${#pids[@]}" -eq 0 ]; then
+        say "no keel services running"
+        return 0
+    fi
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    for i in "${!pids[@]}"; do
+        while kill -0 "${pids[$i]}" 2>/dev/null; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                warn "${names[$i]} (pid ${pids[$i]}) did not stop within ${STOP_TIMEOUT}s; killing it"
+                kill -KILL "${pids[$i]}" 2>/dev/null || true
+                break
+            fi
+            sleep 0.2
+        done
+    done
+    say "stopped ${names[*]}"
+}
+
+print_table() {
+    local svc pid state grpc admin any=0
+    local fmt='%-14s %-8s %-9s %-22s %-22s %s\n'
+    echo
+    printf "$fmt" SERVICE PID STATE GRPC ADMIN LOG
+    while IFS= read -r svc; do
+        any=1
+        pid="$(service_pid "$svc")"
+        if [ -n "$pid" ]; then state=running; else
+            state=stopped
+            pid=-
+        fi
+        if [ ! -f "$ROOT/config/$svc.yaml" ]; then state="no-config"; fi
+        grpc="$(config_listen "$svc" grpc)"
+        admin="$(config_listen "$svc" admin)"
+        printf "$fmt" "$svc" "$pid" "$state" "${grpc:--}" "${admin:--}" "$(rel "$LOGS/$svc.log")"
+    done < <(all_services)
+    [ "$any" = 1 ] || echo "(no services/ directories)"
+    echo
+    if [ -d "$ROOT/services/edge-gateway" ] && [ -n "$(service_pid edge-gateway)" ]; then
+        printf '%-14s %s   (REST/JSON; OpenAPI from the same descriptors)\n' gateway "$GATEWAY_URL"
+    fi
+    eval "$(bash "$ROOT/scripts/stack.sh" env)"
+    printf '%-14s %s\n' postgres "$KEEL_DEV_PG_URL   (log $(rel "$DEV")/pg/postgres.log)"
+    printf '%-14s %s\n' nats "$KEEL_DEV_NATS_URL   (monitor $KEEL_DEV_NATS_MONITOR_URL, log $(rel "$DEV")/nats.log)"
+    printf '%-14s %s\n' admin "each service's admin port serves /healthz, /readyz, /metrics"
+    printf '%-14s %s\n' stop "make stop"
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) print_table ;;
+*)
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
