@@ -1,3 +1,33 @@
-//! Benchmarks.
+//! `make bench`: measures the platform's hot paths on this machine, against the same real Postgres
+//! and NATS JetStream the tests use, and writes the figures to BENCHMARKS.md.
+//!
+//! Usage: `keel-bench [--write BENCHMARKS.md] [--quick]`
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod events;
+mod report;
+
+use report::Report;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let output = args
+        .iter()
+        .position(|a| a == "--write")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+
+    let mut report = Report::new();
+    events::relay_throughput(&mut report, if quick { 2_000 } else { 20_000 }).await?;
+    events::commit_to_effect_latency(&mut report, if quick { 100 } else { 1_000 }).await?;
+
+    let markdown = report.markdown();
+    println!("{markdown}");
+    if let Some(path) = output {
+        std::fs::write(&path, markdown)?;
+        eprintln!("wrote {path}");
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod nats;
+pub mod server;
 pub mod outbox;
 pub mod telemetry;
 
