@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("descriptor_set.bin"), descriptors.encode_to_vec())?;
+    std::fs::write(
+        out_dir.join("descriptor_set.bin"),
+        descriptors.encode_to_vec(),
+    )?;
 
     // Type names let events be packed into `google.protobuf.Any` by their full proto name.
     let mut prost_config = prost_build::Config::new();

@@ -32,7 +32,11 @@ struct Bench {
 async fn setup() -> anyhow::Result<Bench> {
     let database = TestDatabase::create().await;
     let broker = TestNats::start().await;
-    let mut config = stack::config("bench", database.provision("bench").await, stack::nats_config(&broker.url()));
+    let mut config = stack::config(
+        "bench",
+        database.provision("bench").await,
+        stack::nats_config(&broker.url()),
+    );
     config.database.max_connections = 16;
     let pool = db::connect("bench", &config.database, Duration::from_secs(5)).await?;
     db::migrate(&pool, &EFFECTS).await?;
@@ -80,7 +84,10 @@ pub async fn relay_throughput(report: &mut Report, events: usize) -> anyhow::Res
     let elapsed = started.elapsed();
     let mut stream = bench.js.get_stream(&bench.config.nats.stream).await?;
     let stored = stream.info().await?.state.messages;
-    anyhow::ensure!(stored as usize == events, "expected {events} messages in the stream, found {stored}");
+    anyhow::ensure!(
+        stored as usize == events,
+        "expected {events} messages in the stream, found {stored}"
+    );
     report.section(
         "Outbox relay throughput",
         &format!(
@@ -105,14 +112,19 @@ struct Recorder {
 impl EventHandler for Recorder {
     fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let tenant = event.tenant()?.ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
-            let event_id = uuid::Uuid::parse_str(&event.envelope.event_id).map_err(Error::internal)?;
+            let tenant = event
+                .tenant()?
+                .ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
+            let event_id =
+                uuid::Uuid::parse_str(&event.envelope.event_id).map_err(Error::internal)?;
             sqlx::query("INSERT INTO effects (tenant_id, event_id) VALUES ($1, $2)")
                 .bind(tenant)
                 .bind(event_id)
                 .execute(&mut **tx)
                 .await?;
-            let _ = self.applied.send((event.envelope.event_id.clone(), Instant::now()));
+            let _ = self
+                .applied
+                .send((event.envelope.event_id.clone(), Instant::now()));
             Ok(())
         })
     }
@@ -137,7 +149,9 @@ pub async fn commit_to_effect_latency(report: &mut Report, events: usize) -> any
         bench.js.clone(),
         &bench.config.nats,
         bench.config.consumer.clone(),
-        Arc::new(Recorder { applied: applied_tx }),
+        Arc::new(Recorder {
+            applied: applied_tx,
+        }),
         bench.metrics.clone(),
     );
     let tasks = [
@@ -151,16 +165,26 @@ pub async fn commit_to_effect_latency(report: &mut Report, events: usize) -> any
     for round in 0..(events + 20) {
         let mut tx = db::tenant_tx(&bench.pool, tenant).await?;
         let event_id = outbox
-            .enqueue(&mut tx, NewEvent::new("bench.item.created", round, &payload())?.tenant(tenant))
+            .enqueue(
+                &mut tx,
+                NewEvent::new("bench.item.created", round, &payload())?.tenant(tenant),
+            )
             .await?;
         tx.commit().await?;
         let commit_time = Instant::now();
-        committed.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(event_id.to_string(), commit_time);
+        committed
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(event_id.to_string(), commit_time);
         // One event in flight at a time: this measures latency, not queueing.
-        let (applied_id, applied_at) = tokio::time::timeout(Duration::from_secs(10), applied_rx.recv())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("consumer stopped"))?;
-        anyhow::ensure!(applied_id == event_id.to_string(), "events applied out of order");
+        let (applied_id, applied_at) =
+            tokio::time::timeout(Duration::from_secs(10), applied_rx.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("consumer stopped"))?;
+        anyhow::ensure!(
+            applied_id == event_id.to_string(),
+            "events applied out of order"
+        );
         if round >= 20 {
             latencies.push(applied_at.duration_since(commit_time));
         }

@@ -8,6 +8,12 @@ CREATE FUNCTION current_tenant_id() RETURNS uuid
     LANGUAGE sql STABLE
     AS $$ SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid $$;
 
+-- The user of the current transaction, set only through the kernel's user_tx helper. For policies
+-- that let a user see their own rows across tenants (e.g. "my memberships").
+CREATE FUNCTION current_user_id() RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$ SELECT NULLIF(current_setting('app.current_user', true), '')::uuid $$;
+
 -- The migration convention for tenant-scoped tables: call this right after CREATE TABLE.
 -- FORCE makes the policy bind the table owner too (the service role owns its tables), so a query
 -- that forgets `WHERE tenant_id = ..` sees only the current tenant's rows, and none without one.

@@ -17,9 +17,15 @@ pub const ENV_PREFIX: &str = "KEEL";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid YAML: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error("config key `{key}`: {message}")]
@@ -280,14 +286,18 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
         origin: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: origin.to_owned(),
-            source,
-        })?;
+        let mut tree: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+                path: origin.to_owned(),
+                source,
+            })?;
         apply_env_overrides(&mut tree, env)?;
         let config: Config<S> = serde_path_to_error::deserialize(tree).map_err(|err| {
             let key = err.path().to_string();
-            ConfigError::invalid(if key == "." { "(root)".into() } else { key }, err.into_inner().to_string())
+            ConfigError::invalid(
+                if key == "." { "(root)".into() } else { key },
+                err.into_inner().to_string(),
+            )
         })?;
         config.validate()?;
         Ok(config)
@@ -299,7 +309,10 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
         }
         let db_url = self.database.url.expose_secret();
         if !(db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
-            return Err(ConfigError::invalid("database.url", "must be a postgres:// URL"));
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must be a postgres:// URL",
+            ));
         }
         if !is_sql_identifier(&self.database.schema) {
             return Err(ConfigError::invalid(
@@ -308,13 +321,20 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         if !self.nats.url.starts_with("nats://") {
             return Err(ConfigError::invalid("nats.url", "must be a nats:// URL"));
         }
-        if self.nats.subject_prefix.is_empty() || self.nats.subject_prefix.contains(['*', '>', ' ']) {
-            return Err(ConfigError::invalid("nats.subject_prefix", "must be a plain subject token"));
+        if self.nats.subject_prefix.is_empty() || self.nats.subject_prefix.contains(['*', '>', ' '])
+        {
+            return Err(ConfigError::invalid(
+                "nats.subject_prefix",
+                "must be a plain subject token",
+            ));
         }
         if self.auth.issuer.is_empty() {
             return Err(ConfigError::invalid("auth.issuer", "must not be empty"));
@@ -323,13 +343,22 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
             return Err(ConfigError::invalid("auth.audience", "must not be empty"));
         }
         if self.grpc.request_timeout_ms == 0 {
-            return Err(ConfigError::invalid("grpc.request_timeout_ms", "must be positive"));
+            return Err(ConfigError::invalid(
+                "grpc.request_timeout_ms",
+                "must be positive",
+            ));
         }
         if self.consumer.max_deliver < 1 {
-            return Err(ConfigError::invalid("consumer.max_deliver", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "consumer.max_deliver",
+                "must be at least 1",
+            ));
         }
         if self.outbox.batch_size < 1 {
-            return Err(ConfigError::invalid("outbox.batch_size", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "outbox.batch_size",
+                "must be at least 1",
+            ));
         }
         self.app.validate()
     }
@@ -341,11 +370,17 @@ fn apply_env_overrides(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
     let prefix = format!("{ENV_PREFIX}__");
-    let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .collect();
     // Deterministic order, so `A__B` and `A__B__C` conflicts always resolve the same way.
     overrides.sort();
     for (var, raw) in overrides {
-        let keys: Vec<String> = var[prefix.len()..].split("__").map(str::to_ascii_lowercase).collect();
+        let keys: Vec<String> = var[prefix.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
         if keys.iter().any(String::is_empty) {
             return Err(ConfigError::Env {
                 var,
@@ -363,7 +398,11 @@ fn apply_env_overrides(
     Ok(())
 }
 
-fn set_path(tree: &mut serde_yaml::Value, keys: &[String], value: serde_yaml::Value) -> Result<(), String> {
+fn set_path(
+    tree: &mut serde_yaml::Value,
+    keys: &[String],
+    value: serde_yaml::Value,
+) -> Result<(), String> {
     let mut node = tree;
     for (depth, key) in keys.iter().enumerate() {
         if node.is_null() {
@@ -435,7 +474,10 @@ auth: { jwks_url: "http://127.0.0.1:1/jwks", issuer: keel, audience: keel }
     fn environment_overrides_nested_keys_with_typed_values() {
         let config = load(
             BASE,
-            &[("KEEL__DATABASE__MAX_CONNECTIONS", "42"), ("KEEL__GRPC__LISTEN", "0.0.0.0:50051")],
+            &[
+                ("KEEL__DATABASE__MAX_CONNECTIONS", "42"),
+                ("KEEL__GRPC__LISTEN", "0.0.0.0:50051"),
+            ],
         )
         .expect("valid config");
         assert_eq!(config.database.max_connections, 42);
@@ -445,7 +487,10 @@ auth: { jwks_url: "http://127.0.0.1:1/jwks", issuer: keel, audience: keel }
     #[test]
     fn a_wrongly_typed_value_names_its_key() {
         let err = load(BASE, &[("KEEL__DATABASE__MAX_CONNECTIONS", "lots")]).unwrap_err();
-        assert!(err.to_string().contains("database.max_connections"), "{err}");
+        assert!(
+            err.to_string().contains("database.max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -217,12 +217,14 @@ impl Consumer {
         if let Some(tenant) = event.tenant()? {
             db::set_tenant(&mut tx, tenant).await?;
         }
-        let inserted = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&self.name)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
@@ -244,8 +246,11 @@ impl Consumer {
                 message.double_ack().await
             }
             Outcome::Failed(err) if delivered < self.config.max_deliver => {
-                let step = (delivered.max(1) as usize - 1).min(self.config.backoff_ms.len().saturating_sub(1));
-                let delay = Duration::from_millis(self.config.backoff_ms.get(step).copied().unwrap_or(1_000));
+                let step = (delivered.max(1) as usize - 1)
+                    .min(self.config.backoff_ms.len().saturating_sub(1));
+                let delay = Duration::from_millis(
+                    self.config.backoff_ms.get(step).copied().unwrap_or(1_000),
+                );
                 tracing::warn!(consumer = %self.name, delivered, error = %err, "event handling failed; retrying");
                 message.ack_with(AckKind::Nak(Some(delay))).await
             }
@@ -258,7 +263,12 @@ impl Consumer {
         }
     }
 
-    async fn dead_letter(&self, message: &jetstream::Message, delivered: i64, reason: &str) -> Result<(), async_nats::Error> {
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        delivered: i64,
+        reason: &str,
+    ) -> Result<(), async_nats::Error> {
         let envelope = EventEnvelope::decode(message.payload.clone()).ok();
         let event_id = envelope
             .as_ref()
@@ -293,7 +303,9 @@ impl Consumer {
             Err(err) => {
                 // Not stored, so not terminated: let the server redeliver and try again.
                 tracing::error!(consumer = %self.name, error = %err, "could not store dead letter");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await
             }
         }
     }
@@ -334,7 +346,10 @@ pub struct DeadLetter {
 }
 
 /// Dead letters, newest first; only those not yet replayed unless `include_replayed`.
-pub async fn list_dead_letters(pool: &PgPool, include_replayed: bool) -> Result<Vec<DeadLetter>, Error> {
+pub async fn list_dead_letters(
+    pool: &PgPool,
+    include_replayed: bool,
+) -> Result<Vec<DeadLetter>, Error> {
     let rows = sqlx::query_as::<_, (i64, String, uuid::Uuid, String, String, i32, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)>(
         "SELECT id, consumer, event_id, subject, error, deliveries, failed_at, replayed_at FROM dead_letters \
          WHERE $1 OR replayed_at IS NULL ORDER BY id DESC LIMIT 1000",
@@ -344,23 +359,31 @@ pub async fn list_dead_letters(pool: &PgPool, include_replayed: bool) -> Result<
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, consumer, event_id, subject, error, deliveries, failed_at, replayed_at)| DeadLetter {
-            id,
-            consumer,
-            event_id,
-            subject,
-            error,
-            deliveries,
-            failed_at,
-            replayed_at,
-        })
+        .map(
+            |(id, consumer, event_id, subject, error, deliveries, failed_at, replayed_at)| {
+                DeadLetter {
+                    id,
+                    consumer,
+                    event_id,
+                    subject,
+                    error,
+                    deliveries,
+                    failed_at,
+                    replayed_at,
+                }
+            },
+        )
         .collect())
 }
 
 /// Replay a dead letter: publish its envelope again on its subject under a fresh message id (the
 /// original id is inside the de-duplication window's memory). Consumers that already handled the
 /// event find it in their inbox and skip it; the one that failed gets a new run.
-pub async fn replay_dead_letter(pool: &PgPool, js: &jetstream::Context, id: i64) -> Result<(), Error> {
+pub async fn replay_dead_letter(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    id: i64,
+) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     let row: Option<(String, Vec<u8>, uuid::Uuid)> = sqlx::query_as(
         "SELECT subject, envelope, event_id FROM dead_letters WHERE id = $1 FOR UPDATE",

@@ -12,7 +12,7 @@ use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Transaction};
 
 use crate::config::{DatabaseConfig, is_sql_identifier};
 use crate::error::Error;
-use crate::ids::TenantId;
+use crate::ids::{TenantId, UserId};
 
 /// A database transaction. Every handler's writes, and its outbox rows, go through one.
 pub type Tx = Transaction<'static, Postgres>;
@@ -23,7 +23,11 @@ static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Open the service's pool. Every connection's `search_path` is the service schema, so its SQL
 /// names tables without a schema and cannot reach another service's by accident. Retries for
 /// `startup_wait` so that a service started alongside its database waits instead of crashing.
-pub async fn connect(service: &str, config: &DatabaseConfig, startup_wait: Duration) -> Result<PgPool, Error> {
+pub async fn connect(
+    service: &str,
+    config: &DatabaseConfig,
+    startup_wait: Duration,
+) -> Result<PgPool, Error> {
     let options = connect_options(service, config)?;
     let pool_options = PgPoolOptions::new()
         .max_connections(config.max_connections)
@@ -59,7 +63,11 @@ pub fn connect_options(service: &str, config: &DatabaseConfig) -> Result<PgConne
 /// Service migrations use timestamp versions (`YYYYMMDDHHMMSS_name.sql`), above the kernel's range.
 pub async fn migrate(pool: &PgPool, service_migrations: &Migrator) -> Result<(), Error> {
     let mut migrations: Vec<Migration> = KERNEL_MIGRATIONS.migrations.to_vec();
-    if let Some(clash) = service_migrations.migrations.iter().find(|m| m.version < 1000) {
+    if let Some(clash) = service_migrations
+        .migrations
+        .iter()
+        .find(|m| m.version < 1000)
+    {
         return Err(Error::internal(anyhow::anyhow!(
             "service migration version {} is in the kernel's reserved range (< 1000)",
             clash.version
@@ -108,6 +116,18 @@ pub async fn set_tenant(tx: &mut Tx, tenant: TenantId) -> Result<(), Error> {
     Ok(())
 }
 
+/// Begin a transaction scoped to one user across tenants (`SET LOCAL app.current_user`), for the
+/// few tables whose policy also admits `user_id = current_user_id()` (a user's own memberships).
+/// Plain tenant policies still return nothing through it.
+pub async fn user_tx(pool: &PgPool, user: UserId) -> Result<Tx, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.current_user', $1, true)")
+        .bind(user.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Begin a transaction with no tenant: for a service's global tables (users, the tenant registry).
 /// Tenant tables read through it return no rows at all, by policy.
 pub async fn unscoped_tx(pool: &PgPool) -> Result<Tx, Error> {
@@ -117,7 +137,12 @@ pub async fn unscoped_tx(pool: &PgPool) -> Result<Tx, Error> {
 /// Create the service's role (LOGIN, no BYPASSRLS, no superuser) and its schema, owned by it, if
 /// missing. Run with a privileged connection: by `make run`'s provisioning and by the test kit.
 /// In Kubernetes the database operator owns roles; this is for local stacks.
-pub async fn provision(admin: &PgPool, schema: &str, role: &str, password: &str) -> Result<(), Error> {
+pub async fn provision(
+    admin: &PgPool,
+    schema: &str,
+    role: &str,
+    password: &str,
+) -> Result<(), Error> {
     for (key, name) in [("schema", schema), ("role", role)] {
         if !is_sql_identifier(name) {
             return Err(Error::invalid(key, "must be a lowercase SQL identifier"));
@@ -138,7 +163,8 @@ pub async fn provision(admin: &PgPool, schema: &str, role: &str, password: &str)
     conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}").as_str())
         .await?;
     // A service reaches only its own schema: nothing in `public`, nothing in the others.
-    conn.execute(format!("REVOKE ALL ON SCHEMA public FROM {role}").as_str()).await?;
+    conn.execute(format!("REVOKE ALL ON SCHEMA public FROM {role}").as_str())
+        .await?;
     Ok(())
 }
 
@@ -152,7 +178,10 @@ pub struct ConventionViolation {
 /// Check the tenant-table convention on every table of `schema` that has a `tenant_id` column:
 /// NOT NULL, row-level security enabled and forced with a policy, primary key led by `tenant_id`.
 /// Each service's tests call this, so a new table cannot skip the convention unnoticed.
-pub async fn check_tenant_tables(pool: &PgPool, schema: &str) -> Result<Vec<ConventionViolation>, Error> {
+pub async fn check_tenant_tables(
+    pool: &PgPool,
+    schema: &str,
+) -> Result<Vec<ConventionViolation>, Error> {
     let rows: Vec<(String, bool, bool, bool, i64, Option<String>)> = sqlx::query_as(
         r#"
         SELECT c.relname::text,

@@ -49,7 +49,9 @@ impl ErrorCode {
     }
 
     pub fn parse(name: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
     }
 
     /// The gRPC code for each platform code. Exhaustive on purpose: a new code must choose.
@@ -71,7 +73,9 @@ impl ErrorCode {
     pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
         use tonic::Code;
         match code {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => ErrorCode::Validation,
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                ErrorCode::Validation
+            }
             Code::Unauthenticated => ErrorCode::Authn,
             Code::PermissionDenied => ErrorCode::Authz,
             Code::NotFound => ErrorCode::NotFound,
@@ -204,14 +208,25 @@ impl Error {
         if let Some(cause) = &self.cause {
             // Logged once, here, at the edge of the service; never part of the status.
             match self.code {
-                ErrorCode::Internal => tracing::error!(error.code = %self.code, error.cause = ?cause, "request failed"),
-                _ => tracing::warn!(error.code = %self.code, error.cause = ?cause, "request failed"),
+                ErrorCode::Internal => {
+                    tracing::error!(error.code = %self.code, error.cause = ?cause, "request failed")
+                }
+                _ => {
+                    tracing::warn!(error.code = %self.code, error.cause = ?cause, "request failed")
+                }
             }
         }
-        let mut details = ErrorDetails::with_error_info(self.code.as_str(), domain, std::collections::HashMap::new());
+        let mut details = ErrorDetails::with_error_info(
+            self.code.as_str(),
+            domain,
+            std::collections::HashMap::new(),
+        );
         if !self.violations.is_empty() {
             for violation in &self.violations {
-                details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+                details.add_bad_request_violation(
+                    violation.field.clone(),
+                    violation.description.clone(),
+                );
             }
         }
         if let Some(retry_after) = self.retry_after {
@@ -282,12 +297,14 @@ impl From<sqlx::Error> for Error {
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => {
                     let constraint = db.constraint().unwrap_or("foreign key").to_owned();
-                    Error::invalid(constraint, "refers to something that does not exist").with_cause(err)
+                    Error::invalid(constraint, "refers to something that does not exist")
+                        .with_cause(err)
                 }
-                sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => {
-                    Error::internal(err)
-                }
-                _ if db.code().as_deref() == Some("40001") || db.code().as_deref() == Some("40P01") => {
+                sqlx::error::ErrorKind::CheckViolation
+                | sqlx::error::ErrorKind::NotNullViolation => Error::internal(err),
+                _ if db.code().as_deref() == Some("40001")
+                    || db.code().as_deref() == Some("40P01") =>
+                {
                     Error::new(ErrorCode::Conflict, "concurrent update, retry").with_cause(err)
                 }
                 _ => Error::internal(err),
@@ -322,8 +339,14 @@ mod tests {
     #[test]
     fn field_violations_travel_as_bad_request_details() {
         let status = Error::invalid_fields(vec![
-            FieldViolation { field: "email".into(), description: "must contain @".into() },
-            FieldViolation { field: "password".into(), description: "too short".into() },
+            FieldViolation {
+                field: "email".into(),
+                description: "must contain @".into(),
+            },
+            FieldViolation {
+                field: "password".into(),
+                description: "too short".into(),
+            },
         ])
         .into_status("identity");
         let back = Error::from_status(&status);
@@ -334,7 +357,8 @@ mod tests {
 
     #[test]
     fn internal_causes_never_reach_the_client() {
-        let status = Error::internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1")).into_status("identity");
+        let status = Error::internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1"))
+            .into_status("identity");
         assert_eq!(status.message(), "internal error");
         assert!(!format!("{status:?}").contains("hunter2"));
     }
@@ -348,6 +372,9 @@ mod tests {
     #[test]
     fn rate_limits_carry_their_retry_delay() {
         let status = Error::rate_limited(Duration::from_secs(3)).into_status("gateway");
-        assert_eq!(Error::from_status(&status).retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            Error::from_status(&status).retry_after(),
+            Some(Duration::from_secs(3))
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! transactional outbox, idempotent consumers and the server bootstrap live here.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod consumer;
@@ -13,10 +15,10 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod nats;
-pub mod server;
 pub mod outbox;
+pub mod server;
 pub mod telemetry;
 
+pub use auth::{AuthLayer, Claims, JwtVerifier};
 pub use error::{Error, ErrorCode, FieldViolation, Result};
 pub use ids::{EventId, TenantId, UserId};
-pub use auth::{AuthLayer, Claims, JwtVerifier};

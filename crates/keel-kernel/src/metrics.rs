@@ -107,7 +107,10 @@ impl Metrics {
             "Events in the dead-letter table by consumer",
             metrics.dead_letters.clone(),
         );
-        Metrics { registry, ..metrics }
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     /// Record one finished RPC.
@@ -149,18 +152,28 @@ mod tests {
         metrics.outbox_backlog.set(7);
         metrics
             .consumer_lag
-            .get_or_create(&ConsumerLabels { consumer: "billing-from-tenancy".into() })
+            .get_or_create(&ConsumerLabels {
+                consumer: "billing-from-tenancy".into(),
+            })
             .set(3);
         let text = metrics.encode();
         assert!(
             text.contains(r#"keel_grpc_requests_total{service="billing",method="/billing.v1.Invoices/Get",code="5"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"keel_outbox_backlog{service="billing"} 7"#), "{text}");
         assert!(
-            text.contains(r#"keel_consumer_lag{service="billing",consumer="billing-from-tenancy"} 3"#),
+            text.contains(r#"keel_outbox_backlog{service="billing"} 7"#),
             "{text}"
         );
-        assert!(text.contains("keel_grpc_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(
+                r#"keel_consumer_lag{service="billing",consumer="billing-from-tenancy"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_grpc_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -36,9 +36,14 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event of `event_type` about aggregate `aggregate_id`, carrying `payload`.
-    pub fn new<M: prost::Name>(event_type: &str, aggregate_id: impl ToString, payload: &M) -> Result<Self, Error> {
+    pub fn new<M: prost::Name>(
+        event_type: &str,
+        aggregate_id: impl ToString,
+        payload: &M,
+    ) -> Result<Self, Error> {
         let tokens: Vec<&str> = event_type.split('.').collect();
-        let valid_token = |t: &&str| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        let valid_token =
+            |t: &&str| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c == '_');
         if tokens.len() != 3 || !tokens.iter().all(valid_token) {
             return Err(Error::internal(anyhow::anyhow!(
                 "event type `{event_type}` is not `<context>.<aggregate>.<verb>`"
@@ -77,7 +82,11 @@ impl NewEvent {
     }
 
     /// The request (or upstream event) this change belongs to; the causation is the direct cause.
-    pub fn correlation(mut self, correlation_id: impl ToString, causation_id: impl ToString) -> Self {
+    pub fn correlation(
+        mut self,
+        correlation_id: impl ToString,
+        causation_id: impl ToString,
+    ) -> Self {
         self.correlation_id = correlation_id.to_string();
         self.causation_id = causation_id.to_string();
         self
@@ -97,7 +106,9 @@ pub struct Outbox {
 impl Outbox {
     /// `source` is the service name, recorded in every envelope.
     pub fn new(source: &str) -> Self {
-        Outbox { source: source.into() }
+        Outbox {
+            source: source.into(),
+        }
     }
 
     /// Write `event` in the caller's transaction and wake the relay when it commits. Nothing is
@@ -111,7 +122,12 @@ impl Outbox {
             event_id: event_id.to_string(),
             event_type: event.event_type.clone(),
             tenant_id: event.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-            aggregate_type: event.event_type.split('.').nth(1).unwrap_or_default().to_owned(),
+            aggregate_type: event
+                .event_type
+                .split('.')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
             aggregate_id: event.aggregate_id,
             aggregate_version: event.aggregate_version,
             occurred_at: Some(prost_types::Timestamp {
@@ -274,10 +290,12 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         let (acked, failure) = self.publish_claimed(&mut tx).await?;
         if !acked.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now(), last_error = NULL WHERE id = ANY($1)")
-                .bind(&acked)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE outbox SET published_at = now(), last_error = NULL WHERE id = ANY($1)",
+            )
+            .bind(&acked)
+            .execute(&mut *tx)
+            .await?;
         }
         if let Some((id, err)) = &failure {
             sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
@@ -310,8 +328,20 @@ impl Relay {
 
     /// Lock a batch of unpublished rows, send them all (pipelined), then await the acks in order.
     /// Returns the ids acknowledged before the first failure, and that failure.
-    async fn publish_claimed(&self, tx: &mut Tx) -> Result<(Vec<i64>, Option<(i64, Error)>), Error> {
-        let rows: Vec<PendingRow> = sqlx::query_as::<_, (i64, uuid::Uuid, String, Vec<u8>, sqlx::types::Json<HashMap<String, String>>)>(
+    async fn publish_claimed(
+        &self,
+        tx: &mut Tx,
+    ) -> Result<(Vec<i64>, Option<(i64, Error)>), Error> {
+        let rows: Vec<PendingRow> = sqlx::query_as::<
+            _,
+            (
+                i64,
+                uuid::Uuid,
+                String,
+                Vec<u8>,
+                sqlx::types::Json<HashMap<String, String>>,
+            ),
+        >(
             "SELECT id, event_id, event_type, envelope, trace_context FROM outbox \
              WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
@@ -319,13 +349,15 @@ impl Relay {
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
-        .map(|(id, event_id, event_type, envelope, trace_context)| PendingRow {
-            id,
-            event_id,
-            event_type,
-            envelope,
-            trace_context,
-        })
+        .map(
+            |(id, event_id, event_type, envelope, trace_context)| PendingRow {
+                id,
+                event_id,
+                event_type,
+                envelope,
+                trace_context,
+            },
+        )
         .collect();
 
         let mut in_flight: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
@@ -342,7 +374,10 @@ impl Relay {
                 .message_id(row.event_id.to_string());
             match self
                 .js
-                .send_publish(crate::nats::subject_for(&self.nats, &row.event_type), message)
+                .send_publish(
+                    crate::nats::subject_for(&self.nats, &row.event_type),
+                    message,
+                )
                 .await
             {
                 Ok(ack) => in_flight.push((row.id, ack)),
@@ -359,7 +394,10 @@ impl Relay {
                 Err(err) => {
                     // Later rows may have been stored too; the next attempt re-publishes them and
                     // the stream drops the duplicates by message id.
-                    failure = Some((id, Error::unavailable("publish not acknowledged").with_cause(err)));
+                    failure = Some((
+                        id,
+                        Error::unavailable("publish not acknowledged").with_cause(err),
+                    ));
                     break;
                 }
             }
@@ -368,9 +406,10 @@ impl Relay {
     }
 
     async fn refresh_backlog(&self) {
-        let backlog: Result<(i64,), _> = sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&self.pool)
-            .await;
+        let backlog: Result<(i64,), _> =
+            sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.pool)
+                .await;
         if let Ok((backlog,)) = backlog {
             self.metrics.outbox_backlog.set(backlog);
         }
@@ -379,10 +418,12 @@ impl Relay {
     /// Published rows are kept for `retention` so they can be re-published if the broker loses
     /// acknowledged messages (a single 2.9 node flushes to disk only about once a minute).
     async fn delete_published_before(&self, retention: Duration) -> Result<u64, Error> {
-        let result = sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
-            .bind(retention.as_secs_f64())
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected())
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```ignore
 //! let server = GrpcServer::new(&config.service, &config.grpc, metrics.clone())
-//!     .auth(auth_layer)
+//!     .jwt_auth(JwtVerifier::new(&config.auth)?)
 //!     .add_service(InvoicesServer::new(handlers))
 //!     .bind()
 //!     .await?;
@@ -33,19 +33,15 @@ use tower::util::BoxCloneService;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tracing::Instrument;
 
+#[cfg(doc)]
+use crate::auth::PublicPaths;
+use crate::auth::{AuthLayer, JwtVerifier};
 use crate::config::GrpcConfig;
 use crate::metrics::Metrics;
 use crate::telemetry;
 
 /// The header carrying a request's id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Paths answered without a token: probes and tooling must work before anyone has logged in.
-/// Hand them to the auth layer's constructor.
-pub const PUBLIC_PATHS: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-];
 
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
@@ -124,8 +120,15 @@ impl GrpcServer {
         self
     }
 
-    /// The authentication layer (`auth::AuthLayer`), run innermost, just before the handlers.
-    /// It must let [`PUBLIC_PATHS`] through.
+    /// Verify bearer tokens with `verifier`; health and reflection stay public
+    /// ([`PublicPaths::standard`]). For more public methods, build the layer and use [`Self::auth`].
+    pub fn jwt_auth(self, verifier: JwtVerifier) -> GrpcServer {
+        let layer = AuthLayer::new(verifier, self.service.clone());
+        self.auth(layer)
+    }
+
+    /// The authentication layer, run innermost, just before the handlers (see [`BoundServer::serve`]
+    /// for why). It must let health and reflection through, as [`AuthLayer`] does by default.
     pub fn auth<L, B>(mut self, layer: L) -> GrpcServer
     where
         L: Layer<Routes> + Send + Sync + 'static,
@@ -186,7 +189,9 @@ impl GrpcServer {
         let (health, health_service) = tonic_health::server::health_reporter();
         names.push(""); // the whole server, which is what most probes ask about
         for name in &names {
-            health.set_service_status(*name, ServingStatus::Serving).await;
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
         let mut routes = self.routes;
         routes.add_service(health_service).add_service(reflection);
@@ -273,7 +278,9 @@ impl BoundServer {
             async move {
                 shutdown.cancelled().await;
                 for name in names {
-                    health.set_service_status(name, ServingStatus::NotServing).await;
+                    health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
                 }
                 tracing::info!("shutting down: draining in-flight gRPC requests");
             }
@@ -354,7 +361,8 @@ impl RequestId {
     /// Accept a caller's id only if it is short printable ASCII: it is logged and echoed.
     fn from_header(value: &HeaderValue) -> Option<RequestId> {
         let bytes = value.as_bytes();
-        let sane = !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic);
+        let sane =
+            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic);
         // Printable ASCII is always valid UTF-8.
         sane.then(|| RequestId(String::from_utf8_lossy(bytes).into_owned()))
     }
@@ -412,7 +420,9 @@ where
         // Valid by construction: a UUID or printable ASCII.
         let header = HeaderValue::from_str(id.as_str()).ok();
         if let Some(header) = &header {
-            request.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
+            request
+                .headers_mut()
+                .insert(REQUEST_ID_HEADER, header.clone());
         }
         request.extensions_mut().insert(id);
         let response = self.inner.call(request);
@@ -582,10 +592,12 @@ impl Outcome {
         } else {
             self.method.as_str()
         };
-        self.metrics.observe_grpc(method, code, elapsed.as_secs_f64());
+        self.metrics
+            .observe_grpc(method, code, elapsed.as_secs_f64());
         self.span.record("grpc.code", code as i32);
         let _entered = self.span.enter();
-        let latency_ms = elapsed.as_secs_f64() * 1_000.0;
+        // Microsecond precision is plenty for a log line.
+        let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
         if self.method.starts_with("/grpc.health.v1.Health/") {
             // Probes every few seconds would drown the log.
             tracing::debug!(grpc.code = code as i32, latency_ms, "request finished");

@@ -1,7 +1,7 @@
 //! Logs, traces and W3C trace context.
 //!
-//! [`init`] installs one global subscriber: an `EnvFilter` from `telemetry.log_level`, JSON lines (or
-//! pretty text for local runs), and an OpenTelemetry layer. Each JSON line carries the service name,
+//! [`init`] installs one global subscriber: JSON lines (or pretty text for local runs) filtered by
+//! `telemetry.log_level` (an `EnvFilter` directive), and an OpenTelemetry layer for INFO spans. Each JSON line carries the service name,
 //! the fields of every enclosing span flattened (so `request_id`, `tenant_id` and `user_id` recorded
 //! on the gRPC request span appear on every line logged while handling it) and the trace id.
 //!
@@ -24,6 +24,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::{OpenTelemetrySpanExt, OtelData};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -80,32 +81,26 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, T
     // Parsed first so a bad directive stops start-up before anything global is touched.
     let filter = EnvFilter::try_new(&config.log_level)?;
 
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service.to_owned())
-        .build();
-    let mut provider = SdkTracerProvider::builder().with_resource(resource);
-    if let Some(endpoint) = &config.otlp_endpoint {
-        use opentelemetry_otlp::WithExportConfig;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()?;
-        provider = provider.with_batch_exporter(exporter);
-    }
-    let provider = provider.build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("keel"));
+    let provider = tracer_provider(service, config.otlp_endpoint.as_deref())?;
+    // Traces have their own, fixed level: turning logs down to `warn` must not cut the trace
+    // context that requests and events carry between services.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("keel"))
+        .with_filter(LevelFilter::INFO);
 
     let (json, pretty) = match config.log_format {
         LogFormat::Json => (Some(JsonLogLayer::new(service, std::io::stdout)), None),
         LogFormat::Pretty => (None, Some(tracing_subscriber::fmt::layer().pretty())),
     };
-    let installed_now = tracing_subscriber::registry()
-        .with(filter)
+    let already_set = tracing::dispatcher::has_been_set();
+    // An error here is either another subscriber owning the process (checked below) or another
+    // `log` logger, which only means `log` records bypass us: not worth failing start-up for.
+    let _ = tracing_subscriber::registry()
         .with(otel)
-        .with(json)
-        .with(pretty)
-        .try_init()
-        .is_ok();
+        .with(json.with_filter(filter.clone()))
+        .with(pretty.with_filter(filter))
+        .try_init();
+    let installed_now = !already_set && tracing::dispatcher::has_been_set();
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     *installed = true;
@@ -119,6 +114,26 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<TelemetryGuard, T
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
+}
+
+/// Spans are always recorded (they carry the trace context) and exported only to an endpoint.
+fn tracer_provider(
+    service: &str,
+    otlp_endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.to_owned())
+        .build();
+    let mut provider = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()?;
+        provider = provider.with_batch_exporter(exporter);
+    }
+    Ok(provider.build())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,10 +179,12 @@ impl Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), Value::from(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), Value::from(value.to_string()));
+        self.0
+            .insert(field.name().into(), Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -228,7 +245,13 @@ where
             push_entry(&mut line, key, &value);
         }
         for (key, value) in &context {
-            if !matches!(key.as_str(), "timestamp" | "level" | "service" | "target" | "message") {
+            // `otel.*` fields steer the exporter (span name, kind); they repeat what logs show.
+            let skip = key.starts_with("otel.")
+                || matches!(
+                    key.as_str(),
+                    "timestamp" | "level" | "service" | "target" | "message"
+                );
+            if !skip {
                 push_entry(&mut line, key, value);
             }
         }
@@ -317,7 +340,9 @@ pub fn inject_grpc(metadata: &mut tonic::metadata::MetadataMap) {
 
 /// A tonic client interceptor that propagates the caller's trace:
 /// `FooClient::with_interceptor(channel, telemetry::propagate_grpc)`.
-pub fn propagate_grpc(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn propagate_grpc(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     inject_grpc(request.metadata_mut());
     Ok(request)
 }
@@ -348,7 +373,10 @@ impl Extractor for NatsExtractor<'_> {
         self.0.get(key).map(async_nats::header::HeaderValue::as_str)
     }
     fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(name, _)| AsRef::<str>::as_ref(name)).collect()
+        self.0
+            .iter()
+            .map(|(name, _)| AsRef::<str>::as_ref(name))
+            .collect()
     }
 }
 
@@ -413,7 +441,8 @@ mod tests {
     #[test]
     fn log_lines_carry_the_service_and_the_request_span_fields() {
         let sink = Sink::default();
-        let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new("billing", sink.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLogLayer::new("billing", sink.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let request = tracing::info_span!(
                 "grpc.request",
@@ -440,14 +469,26 @@ mod tests {
         assert_eq!(line["level"], "INFO");
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_otlp_endpoint_builds_an_exporting_provider_and_a_bad_one_names_the_key() {
+        let provider = tracer_provider("billing", Some("http://127.0.0.1:4317")).expect("provider");
+        provider
+            .shutdown()
+            .expect("an idle exporter shuts down at once");
+        let err = tracer_provider("billing", Some("not a uri")).expect_err("a bad endpoint");
+        assert!(err.to_string().contains("telemetry.otlp_endpoint"), "{err}");
+    }
+
     #[test]
     fn an_event_cannot_overwrite_the_fixed_keys() {
         let sink = Sink::default();
-        let subscriber = tracing_subscriber::registry().with(JsonLogLayer::new("billing", sink.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLogLayer::new("billing", sink.clone()));
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(service = "spoofed", "hello");
         });
-        let text = String::from_utf8(sink.0.lock().expect("sink lock").clone()).expect("utf-8 logs");
+        let text =
+            String::from_utf8(sink.0.lock().expect("sink lock").clone()).expect("utf-8 logs");
         assert_eq!(text.matches("\"service\"").count(), 1, "{text}");
         assert_eq!(lines(&sink)[0]["service"], "billing");
     }

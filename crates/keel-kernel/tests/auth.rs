@@ -1,5 +1,7 @@
 //! JWT authentication end to end: a real JWKS endpoint over HTTP (the testkit's issuer), a real
 //! tonic server on 127.0.0.1:0 behind `AuthLayer`, called over HTTP/2 by the generated client.
+// In a test a panic is the failure report; the workspace lint is aimed at service code.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +9,9 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use keel_kernel::auth::{self, AuthLayer, Claims, JwtVerifier, PrincipalKind, PublicPaths, permission_matches};
+use keel_kernel::auth::{
+    self, AuthLayer, Claims, JwtVerifier, PrincipalKind, PublicPaths, permission_matches,
+};
 use keel_kernel::config::AuthConfig;
 use keel_kernel::{Error, ErrorCode, TenantId, UserId};
 use keel_proto::common::v1::diagnostics_client::DiagnosticsClient;
@@ -30,7 +34,10 @@ struct Echo;
 
 #[tonic::async_trait]
 impl Diagnostics for Echo {
-    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
         let reply = match request.extensions().get::<Claims>() {
             Some(claims) => WhoAmIResponse {
                 subject: claims.sub.clone(),
@@ -79,7 +86,9 @@ impl App {
 }
 
 async fn who_am_i(addr: SocketAddr, token: Option<&str>) -> Result<WhoAmIResponse, Status> {
-    let mut client = DiagnosticsClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut client = DiagnosticsClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let mut request = Request::new(WhoAmIRequest {});
     if let Some(token) = token {
         request
@@ -138,9 +147,12 @@ async fn a_valid_token_yields_its_claims_to_the_handler() {
     let app = App::start().await;
     let user = UserId::new();
     let tenant = TenantId::new();
-    let token = app
-        .issuer
-        .token(TokenSpec::user(user).tenant(tenant).role("admin").session("s-1"));
+    let token = app.issuer.token(
+        TokenSpec::user(user)
+            .tenant(tenant)
+            .role("admin")
+            .session("s-1"),
+    );
 
     let me = app.who_am_i(Some(&token)).await.unwrap();
 
@@ -181,21 +193,30 @@ async fn a_token_not_yet_valid_is_refused() {
 async fn an_unsigned_alg_none_token_is_refused() {
     let app = App::start().await;
     let token = app.issuer.alg_none_token(TokenSpec::any_user());
-    assert_refused(app.who_am_i(Some(&token)).await, "token algorithm not accepted");
+    assert_refused(
+        app.who_am_i(Some(&token)).await,
+        "token algorithm not accepted",
+    );
 }
 
 #[tokio::test]
 async fn a_token_from_another_issuer_is_refused() {
     let app = App::start().await;
     let token = app.issuer.wrong_issuer_token(TokenSpec::any_user());
-    assert_refused(app.who_am_i(Some(&token)).await, "token issuer not accepted");
+    assert_refused(
+        app.who_am_i(Some(&token)).await,
+        "token issuer not accepted",
+    );
 }
 
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
     let app = App::start().await;
     let token = app.issuer.wrong_audience_token(TokenSpec::any_user());
-    assert_refused(app.who_am_i(Some(&token)).await, "token audience not accepted");
+    assert_refused(
+        app.who_am_i(Some(&token)).await,
+        "token audience not accepted",
+    );
 }
 
 #[tokio::test]
@@ -222,7 +243,10 @@ async fn an_hs256_token_signed_with_the_ed25519_public_key_as_secret_is_refused(
         &claims,
         &EncodingKey::from_secret(key.public_key_bytes()),
     );
-    assert_refused(app.who_am_i(Some(&forged)).await, "token algorithm not accepted");
+    assert_refused(
+        app.who_am_i(Some(&forged)).await,
+        "token algorithm not accepted",
+    );
 }
 
 #[tokio::test]
@@ -235,7 +259,10 @@ async fn an_hs256_token_signed_with_the_rsa_public_key_as_secret_is_refused() {
         &claims,
         &EncodingKey::from_secret(RSA_PUBLIC_PEM),
     );
-    assert_refused(app.who_am_i(Some(&forged)).await, "token algorithm not accepted");
+    assert_refused(
+        app.who_am_i(Some(&forged)).await,
+        "token algorithm not accepted",
+    );
 }
 
 #[tokio::test]
@@ -243,7 +270,11 @@ async fn an_rs256_token_signed_by_a_published_rsa_key_is_accepted() {
     let app = App::start().await;
     app.issuer.publish(rsa_jwk());
     let claims = app.issuer.claims(&TokenSpec::any_user());
-    let token = encode(&header(Algorithm::RS256, RSA_KID), &claims, &rsa_encoding_key());
+    let token = encode(
+        &header(Algorithm::RS256, RSA_KID),
+        &claims,
+        &rsa_encoding_key(),
+    );
 
     let me = app.who_am_i(Some(&token)).await.unwrap();
 
@@ -257,31 +288,55 @@ async fn a_token_whose_algorithm_differs_from_its_keys_is_refused() {
     let claims = app.issuer.claims(&TokenSpec::any_user());
 
     // RS256 naming the Ed25519 key, and EdDSA naming the RSA key: both honestly signed.
-    let rs_on_ed = encode(&header(Algorithm::RS256, &app.issuer.kid()), &claims, &rsa_encoding_key());
+    let rs_on_ed = encode(
+        &header(Algorithm::RS256, &app.issuer.kid()),
+        &claims,
+        &rsa_encoding_key(),
+    );
     let key = app.issuer.current_key();
-    let ed_on_rs = encode(&header(Algorithm::EdDSA, RSA_KID), &claims, key.encoding_key());
+    let ed_on_rs = encode(
+        &header(Algorithm::EdDSA, RSA_KID),
+        &claims,
+        key.encoding_key(),
+    );
 
-    assert_refused(app.who_am_i(Some(&rs_on_ed)).await, "token algorithm does not match its key");
-    assert_refused(app.who_am_i(Some(&ed_on_rs)).await, "token algorithm does not match its key");
+    assert_refused(
+        app.who_am_i(Some(&rs_on_ed)).await,
+        "token algorithm does not match its key",
+    );
+    assert_refused(
+        app.who_am_i(Some(&ed_on_rs)).await,
+        "token algorithm does not match its key",
+    );
 }
 
 #[tokio::test]
 async fn a_symmetric_key_published_in_the_jwks_is_never_used() {
     let app = App::start().await;
     let secret = b"a shared secret that must never verify anything";
-    let mut oct = Jwk::from_encoding_key(&EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
+    let mut oct =
+        Jwk::from_encoding_key(&EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
     oct.common.key_id = Some("hmac".to_owned());
     app.issuer.publish(oct);
     let claims = app.issuer.claims(&TokenSpec::any_user());
-    let token = encode(&header(Algorithm::HS256, "hmac"), &claims, &EncodingKey::from_secret(secret));
+    let token = encode(
+        &header(Algorithm::HS256, "hmac"),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    );
 
-    assert_refused(app.who_am_i(Some(&token)).await, "token algorithm not accepted");
+    assert_refused(
+        app.who_am_i(Some(&token)).await,
+        "token algorithm not accepted",
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_authorization_header_is_refused() {
     let app = App::start().await;
-    let mut client = DiagnosticsClient::connect(format!("http://{}", app.addr)).await.unwrap();
+    let mut client = DiagnosticsClient::connect(format!("http://{}", app.addr))
+        .await
+        .unwrap();
     let mut request = Request::new(WhoAmIRequest {});
     request
         .metadata_mut()
@@ -304,7 +359,9 @@ async fn the_health_service_answers_without_a_token() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
 
     let reply = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await;
 
     assert!(reply.is_ok(), "{reply:?}");
@@ -313,17 +370,25 @@ async fn the_health_service_answers_without_a_token() {
 #[tokio::test]
 async fn a_public_method_passes_without_a_token_and_still_sees_a_valid_ones_claims() {
     let issuer = TestIssuer::start().await;
-    let layer = AuthLayer::new(issuer.verifier(), "test").public_method("/common.v1.Diagnostics/WhoAmI");
+    let layer =
+        AuthLayer::new(issuer.verifier(), "test").public_method("/common.v1.Diagnostics/WhoAmI");
     let addr = serve(layer).await;
     let user = UserId::new();
 
     let anonymous = who_am_i(addr, None).await.unwrap();
-    let known = who_am_i(addr, Some(&issuer.token(TokenSpec::user(user)))).await.unwrap();
-    let expired = who_am_i(addr, Some(&issuer.expired_token(TokenSpec::user(user)))).await.unwrap();
+    let known = who_am_i(addr, Some(&issuer.token(TokenSpec::user(user))))
+        .await
+        .unwrap();
+    let expired = who_am_i(addr, Some(&issuer.expired_token(TokenSpec::user(user))))
+        .await
+        .unwrap();
 
     assert_eq!(anonymous.subject, "");
     assert_eq!(known.subject, user.to_string());
-    assert_eq!(expired.subject, "", "an invalid token on a public method is ignored");
+    assert_eq!(
+        expired.subject, "",
+        "an invalid token on a public method is ignored"
+    );
 }
 
 #[test]
@@ -332,20 +397,101 @@ fn a_public_service_prefix_does_not_cover_a_longer_service_name() {
     assert!(!public.is_public("/common.v1.Diagnostics/WhoAmI"));
     assert!(public.is_public("/common.v1.Diag/Anything"));
     assert!(PublicPaths::standard().is_public("/grpc.health.v1.Health/Check"));
-    assert!(PublicPaths::standard().is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+    assert!(
+        PublicPaths::standard()
+            .is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+    );
 }
 
 #[tokio::test]
 async fn a_key_rotated_in_at_the_jwks_endpoint_is_picked_up_on_an_unknown_kid() {
     let app = App::start().await;
-    app.who_am_i(Some(&app.issuer.token(TokenSpec::any_user()))).await.unwrap();
+    app.who_am_i(Some(&app.issuer.token(TokenSpec::any_user())))
+        .await
+        .unwrap();
     assert_eq!(app.issuer.fetch_count(), 1);
 
     app.issuer.rotate();
-    let me = app.who_am_i(Some(&app.issuer.token(TokenSpec::any_user()))).await;
+    let me = app
+        .who_am_i(Some(&app.issuer.token(TokenSpec::any_user())))
+        .await;
 
     assert!(me.is_ok(), "{me:?}");
     assert_eq!(app.issuer.fetch_count(), 2);
+}
+
+/// Collects every value recorded into an existing span.
+#[derive(Clone, Default)]
+struct RecordedFields(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecordedFields {
+    fn on_record(
+        &self,
+        _span: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        values.record(&mut self.clone());
+    }
+}
+
+impl tracing::field::Visit for RecordedFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((field.name().to_owned(), value.to_owned()));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+#[tokio::test]
+async fn the_request_span_gets_the_tenant_and_user_of_the_token() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let recorded = RecordedFields::default();
+    // Thread-local, and a #[tokio::test] runtime runs the server on this thread too.
+    let _subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorded.clone()));
+    let issuer = TestIssuer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .trace_fn(|_| {
+                tracing::info_span!(
+                    "grpc",
+                    tenant_id = tracing::field::Empty,
+                    user_id = tracing::field::Empty
+                )
+            })
+            .layer(AuthLayer::new(issuer.verifier(), "test"))
+            .add_service(DiagnosticsServer::new(Echo))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    let (user, tenant) = (UserId::new(), TenantId::new());
+
+    who_am_i(
+        addr,
+        Some(&issuer.token(TokenSpec::user(user).tenant(tenant))),
+    )
+    .await
+    .unwrap();
+
+    let fields = recorded.0.lock().unwrap().clone();
+    assert!(
+        fields.contains(&("tenant_id".into(), tenant.to_string())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("user_id".into(), user.to_string())),
+        "{fields:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,7 +503,10 @@ async fn known_keys_are_served_from_the_cache() {
     let verifier = issuer.verifier();
 
     for _ in 0..5 {
-        verifier.verify(&issuer.token(TokenSpec::any_user())).await.unwrap();
+        verifier
+            .verify(&issuer.token(TokenSpec::any_user()))
+            .await
+            .unwrap();
     }
 
     assert_eq!(issuer.fetch_count(), 1);
@@ -366,19 +515,26 @@ async fn known_keys_are_served_from_the_cache() {
 #[tokio::test]
 async fn unknown_kid_refetches_are_rate_limited() {
     let issuer = TestIssuer::start().await;
-    let verifier = JwtVerifier::new(&config_with_refetch_limit(&issuer, 1)).unwrap();
-    verifier.verify(&issuer.token(TokenSpec::any_user())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let verifier = JwtVerifier::new(&config_with_refetch_limit(&issuer, 2)).unwrap();
+    verifier
+        .verify(&issuer.token(TokenSpec::any_user()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
 
     // A burst of made-up kids costs one fetch, then none until the window has passed.
     for _ in 0..10 {
-        let result = verifier.verify(&issuer.unknown_kid_token(TokenSpec::any_user())).await;
+        let result = verifier
+            .verify(&issuer.unknown_kid_token(TokenSpec::any_user()))
+            .await;
         assert_verify_refused(result, "unknown signing key");
     }
     assert_eq!(issuer.fetch_count(), 2);
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let result = verifier.verify(&issuer.unknown_kid_token(TokenSpec::any_user())).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let result = verifier
+        .verify(&issuer.unknown_kid_token(TokenSpec::any_user()))
+        .await;
     assert_verify_refused(result, "unknown signing key");
     assert_eq!(issuer.fetch_count(), 3);
 }
@@ -386,14 +542,17 @@ async fn unknown_kid_refetches_are_rate_limited() {
 #[tokio::test]
 async fn a_key_rotated_in_within_the_refetch_window_waits_for_the_window() {
     let issuer = TestIssuer::start().await;
-    let verifier = JwtVerifier::new(&config_with_refetch_limit(&issuer, 1)).unwrap();
-    verifier.verify(&issuer.token(TokenSpec::any_user())).await.unwrap();
+    let verifier = JwtVerifier::new(&config_with_refetch_limit(&issuer, 2)).unwrap();
+    verifier
+        .verify(&issuer.token(TokenSpec::any_user()))
+        .await
+        .unwrap();
 
     issuer.rotate();
     let token = issuer.token(TokenSpec::any_user());
     assert_verify_refused(verifier.verify(&token).await, "unknown signing key");
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     verifier.verify(&token).await.unwrap();
     assert_eq!(issuer.fetch_count(), 2);
 }
@@ -402,7 +561,10 @@ async fn a_key_rotated_in_within_the_refetch_window_waits_for_the_window() {
 async fn concurrent_callers_with_a_new_kid_share_one_fetch() {
     let issuer = TestIssuer::start().await;
     let verifier = JwtVerifier::new(&config_with_refetch_limit(&issuer, 1)).unwrap();
-    verifier.verify(&issuer.token(TokenSpec::any_user())).await.unwrap();
+    verifier
+        .verify(&issuer.token(TokenSpec::any_user()))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     issuer.rotate();
     let token = Arc::new(issuer.token(TokenSpec::any_user()));
@@ -432,7 +594,11 @@ async fn a_jwks_endpoint_that_is_down_makes_verification_unavailable_until_it_is
     assert_eq!(down.code(), ErrorCode::Unavailable);
     let still_down = verifier.verify(&token).await.unwrap_err();
     assert_eq!(still_down.code(), ErrorCode::Unavailable);
-    assert_eq!(issuer.fetch_count(), 1, "retries wait for the refetch window");
+    assert_eq!(
+        issuer.fetch_count(),
+        1,
+        "retries wait for the refetch window"
+    );
 
     issuer.set_failing(false);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -447,7 +613,10 @@ async fn in_process_keys_verify_without_fetching_and_can_be_replaced() {
         ..issuer.auth_config()
     };
     let verifier = JwtVerifier::from_jwks(&config, &issuer.jwks());
-    verifier.verify(&issuer.token(TokenSpec::any_user())).await.unwrap();
+    verifier
+        .verify(&issuer.token(TokenSpec::any_user()))
+        .await
+        .unwrap();
 
     issuer.rotate();
     let token = issuer.token(TokenSpec::any_user());
@@ -521,28 +690,49 @@ fn a_lone_star_grants_every_permission() {
 fn a_wildcard_segment_matches_any_value_in_that_segment() {
     assert!(permission_matches("delivery.*.*", "delivery.orders.read"));
     assert!(permission_matches("*.*.read", "billing.invoices.read"));
-    assert!(permission_matches("delivery.orders.*", "delivery.orders.write"));
+    assert!(permission_matches(
+        "delivery.orders.*",
+        "delivery.orders.write"
+    ));
     assert!(!permission_matches("delivery.*.*", "billing.invoices.read"));
     assert!(!permission_matches("*.*.read", "billing.invoices.write"));
 }
 
 #[test]
 fn an_exact_pattern_matches_only_itself() {
-    assert!(permission_matches("delivery.orders.read", "delivery.orders.read"));
-    assert!(!permission_matches("delivery.orders.read", "delivery.orders.write"));
-    assert!(!permission_matches("delivery.orders.read", "delivery.order.read"));
+    assert!(permission_matches(
+        "delivery.orders.read",
+        "delivery.orders.read"
+    ));
+    assert!(!permission_matches(
+        "delivery.orders.read",
+        "delivery.orders.write"
+    ));
+    assert!(!permission_matches(
+        "delivery.orders.read",
+        "delivery.order.read"
+    ));
 }
 
 #[test]
 fn a_pattern_matches_only_permissions_with_as_many_segments() {
     assert!(!permission_matches("delivery.*", "delivery.orders.read"));
-    assert!(!permission_matches("delivery.*.*.*", "delivery.orders.read"));
-    assert!(!permission_matches("delivery.orders.read", "delivery.orders"));
+    assert!(!permission_matches(
+        "delivery.*.*.*",
+        "delivery.orders.read"
+    ));
+    assert!(!permission_matches(
+        "delivery.orders.read",
+        "delivery.orders"
+    ));
 }
 
 #[test]
 fn a_star_in_the_required_permission_is_not_a_wildcard() {
-    assert!(!permission_matches("delivery.orders.read", "delivery.*.read"));
+    assert!(!permission_matches(
+        "delivery.orders.read",
+        "delivery.*.read"
+    ));
     assert!(!permission_matches("delivery.orders.read", "*"));
 }
 
@@ -561,7 +751,11 @@ fn require_names_the_missing_permission_with_authz() {
     let err = claims.require("delivery.orders.write").unwrap_err();
 
     assert_eq!(err.code(), ErrorCode::Authz);
-    assert!(err.message().contains("delivery.orders.write"), "{}", err.message());
+    assert!(
+        err.message().contains("delivery.orders.write"),
+        "{}",
+        err.message()
+    );
 }
 
 #[test]
@@ -569,7 +763,10 @@ fn roles_alone_grant_nothing() {
     let mut claims = claims_with(&[]);
     claims.roles = vec![auth::roles::OWNER.to_owned()];
 
-    assert_eq!(claims.require("tenancy.tenants.delete").unwrap_err().code(), ErrorCode::Authz);
+    assert_eq!(
+        claims.require("tenancy.tenants.delete").unwrap_err().code(),
+        ErrorCode::Authz
+    );
 }
 
 #[test]
@@ -581,7 +778,10 @@ fn an_api_key_needs_both_a_permission_and_a_scope() {
     assert!(key.require("delivery.orders.read").is_ok());
     assert!(key.require("delivery.orders.write").is_err());
     key.scopes.clear();
-    assert!(key.require("delivery.orders.read").is_err(), "a key without scopes may do nothing");
+    assert!(
+        key.require("delivery.orders.read").is_err(),
+        "a key without scopes may do nothing"
+    );
 }
 
 #[test]

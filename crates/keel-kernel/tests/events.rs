@@ -1,5 +1,7 @@
 //! The transactional outbox and idempotent consumers, on a real Postgres and a real JetStream.
 
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,8 +37,14 @@ impl Harness {
     async fn start() -> Harness {
         let database = TestDatabase::create().await;
         let broker = TestNats::start().await;
-        let config = stack::config("demo", database.provision("demo").await, stack::nats_config(&broker.url()));
-        let pool = db::connect("demo", &config.database, Duration::from_secs(5)).await.unwrap();
+        let config = stack::config(
+            "demo",
+            database.provision("demo").await,
+            stack::nats_config(&broker.url()),
+        );
+        let pool = db::connect("demo", &config.database, Duration::from_secs(5))
+            .await
+            .unwrap();
         db::migrate(&pool, &NOTES).await.unwrap();
         let client = nats::connect("demo", &config.nats).await.unwrap();
         let js = jetstream::new(client);
@@ -78,7 +86,9 @@ impl Harness {
     /// Write one note-created event for `tenant` in its own transaction; commit or roll back.
     async fn write_event(&self, tenant: TenantId, body: &str, commit: bool) {
         let mut tx = db::tenant_tx(&self.pool, tenant).await.unwrap();
-        let event = NewEvent::new("demo.note.created", uuid::Uuid::now_v7(), &note(body)).unwrap().tenant(tenant);
+        let event = NewEvent::new("demo.note.created", uuid::Uuid::now_v7(), &note(body))
+            .unwrap()
+            .tenant(tenant);
         self.outbox.enqueue(&mut tx, event).await.unwrap();
         if commit {
             tx.commit().await.unwrap();
@@ -102,7 +112,10 @@ impl Harness {
     /// Superuser view of the notes table: RLS does not apply, so this counts every tenant's rows.
     async fn notes_written(&self) -> i64 {
         let admin = self._database.admin_pool().await;
-        sqlx::query_scalar("SELECT count(*) FROM demo.notes").fetch_one(&admin).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM demo.notes")
+            .fetch_one(&admin)
+            .await
+            .unwrap()
     }
 }
 
@@ -137,7 +150,9 @@ impl EventHandler for NoteWriter {
             if body.starts_with("poison") && !self.healed.load(Ordering::SeqCst) {
                 return Err(Error::invalid("body", "poisonous"));
             }
-            let tenant = event.tenant()?.ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
+            let tenant = event
+                .tenant()?
+                .ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
             sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
                 .bind(tenant)
                 .bind(uuid::Uuid::now_v7())
@@ -189,7 +204,9 @@ async fn published_ids(js: &jetstream::Context) -> Vec<String> {
 #[tokio::test]
 async fn an_event_from_a_rolled_back_transaction_is_never_published() {
     let harness = Harness::start().await;
-    harness.write_event(TenantId::new(), "rolled back", false).await;
+    harness
+        .write_event(TenantId::new(), "rolled back", false)
+        .await;
     harness.relay().drain().await.unwrap();
     assert_eq!(harness.stream_messages().await, 0);
 }
@@ -197,10 +214,15 @@ async fn an_event_from_a_rolled_back_transaction_is_never_published() {
 #[tokio::test]
 async fn a_committed_event_is_published_once_with_its_event_id_as_message_id() {
     let harness = Harness::start().await;
-    harness.write_event(TenantId::new(), "committed", true).await;
+    harness
+        .write_event(TenantId::new(), "committed", true)
+        .await;
     harness.relay().drain().await.unwrap();
     harness.relay().drain().await.unwrap();
-    let event_id: uuid::Uuid = sqlx::query_scalar("SELECT event_id FROM outbox").fetch_one(&harness.pool).await.unwrap();
+    let event_id: uuid::Uuid = sqlx::query_scalar("SELECT event_id FROM outbox")
+        .fetch_one(&harness.pool)
+        .await
+        .unwrap();
     assert_eq!(published_ids(&harness.js).await, [event_id.to_string()]);
     assert_eq!(harness.unpublished().await, 0);
 }
@@ -209,11 +231,17 @@ async fn a_committed_event_is_published_once_with_its_event_id_as_message_id() {
 async fn a_relay_restarted_between_publish_and_mark_publishes_each_event_once() {
     let harness = Harness::start().await;
     for i in 0..5 {
-        harness.write_event(TenantId::new(), &format!("n{i}"), true).await;
+        harness
+            .write_event(TenantId::new(), &format!("n{i}"), true)
+            .await;
     }
     let relay = harness.relay();
     assert_eq!(relay.publish_batch_then_crash().await.unwrap(), 5);
-    assert_eq!(harness.unpublished().await, 5, "the crash left every row unmarked");
+    assert_eq!(
+        harness.unpublished().await,
+        5,
+        "the crash left every row unmarked"
+    );
 
     harness.relay().drain().await.unwrap();
     assert_eq!(harness.unpublished().await, 0);
@@ -221,7 +249,11 @@ async fn a_relay_restarted_between_publish_and_mark_publishes_each_event_once() 
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!((ids.len(), unique.len()), (5, 5), "re-publish must be de-duplicated: {ids:?}");
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (5, 5),
+        "re-publish must be de-duplicated: {ids:?}"
+    );
 }
 
 #[tokio::test]
@@ -232,12 +264,21 @@ async fn writes_succeed_while_nats_is_down_and_every_event_arrives_once_after_it
     let shutdown = CancellationToken::new();
     let relay = tokio::spawn(harness.relay().run(shutdown.clone()));
     for i in 0..20 {
-        harness.write_event(TenantId::new(), &format!("offline {i}"), true).await;
+        harness
+            .write_event(TenantId::new(), &format!("offline {i}"), true)
+            .await;
     }
-    assert_eq!(harness.unpublished().await, 20, "nothing can be published while NATS is down");
+    assert_eq!(
+        harness.unpublished().await,
+        20,
+        "nothing can be published while NATS is down"
+    );
 
     harness.broker.restart().await;
-    eventually("the backlog drains", async || harness.unpublished().await == 0).await;
+    eventually("the backlog drains", async || {
+        harness.unpublished().await == 0
+    })
+    .await;
     shutdown.cancel();
     relay.await.unwrap();
 
@@ -259,16 +300,24 @@ async fn the_relay_wakes_on_commit_and_a_consumer_applies_each_event_once() {
     ];
     let tenant = TenantId::new();
     for i in 0..10 {
-        harness.write_event(tenant, &format!("note {i}"), true).await;
+        harness
+            .write_event(tenant, &format!("note {i}"), true)
+            .await;
     }
-    eventually("all notes are written", async || harness.notes_written().await == 10).await;
+    eventually("all notes are written", async || {
+        harness.notes_written().await == 10
+    })
+    .await;
     shutdown.cancel();
     for task in tasks {
         task.await.unwrap();
     }
     // The consumer's transaction was scoped to the event's tenant: the notes are visible to it.
     let mut tx = db::tenant_tx(&harness.pool, tenant).await.unwrap();
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&mut *tx).await.unwrap();
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(visible, 10);
 }
 
@@ -283,7 +332,10 @@ async fn a_consumer_that_fails_after_its_effect_but_before_its_ack_has_no_second
     let durable = consumer.durable().await.unwrap();
     let mut batch = durable.fetch().max_messages(1).messages().await.unwrap();
     let first_delivery = batch.next().await.unwrap().unwrap();
-    assert!(matches!(consumer.process(&first_delivery).await, Outcome::Handled));
+    assert!(matches!(
+        consumer.process(&first_delivery).await,
+        Outcome::Handled
+    ));
     // ...and the process dies here: no ack. The server redelivers after ack_wait.
     drop(first_delivery);
 
@@ -297,7 +349,11 @@ async fn a_consumer_that_fails_after_its_effect_but_before_its_ack_has_no_second
     shutdown.cancel();
     task.await.unwrap();
 
-    assert_eq!(writer.calls.load(Ordering::SeqCst), 1, "the handler ran once");
+    assert_eq!(
+        writer.calls.load(Ordering::SeqCst),
+        1,
+        "the handler ran once"
+    );
     assert_eq!(harness.notes_written().await, 1, "the effect happened once");
 }
 
@@ -310,24 +366,50 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_and_a_replay_redel
         tokio::spawn(harness.relay().run(shutdown.clone())),
         tokio::spawn(harness.consumer(writer.clone()).run(shutdown.clone())),
     ];
-    harness.write_event(TenantId::new(), "poison pill", true).await;
+    harness
+        .write_event(TenantId::new(), "poison pill", true)
+        .await;
     harness.write_event(TenantId::new(), "healthy", true).await;
 
     eventually("the poison event is dead-lettered", async || {
-        !consumer::list_dead_letters(&harness.pool, false).await.unwrap().is_empty()
+        !consumer::list_dead_letters(&harness.pool, false)
+            .await
+            .unwrap()
+            .is_empty()
     })
     .await;
-    let dead = consumer::list_dead_letters(&harness.pool, false).await.unwrap();
+    let dead = consumer::list_dead_letters(&harness.pool, false)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].deliveries as i64, harness.config.consumer.max_deliver);
+    assert_eq!(
+        dead[0].deliveries as i64,
+        harness.config.consumer.max_deliver
+    );
     assert!(dead[0].error.contains("poisonous"), "{}", dead[0].error);
-    assert_eq!(writer.calls.load(Ordering::SeqCst) as i64, harness.config.consumer.max_deliver + 1);
-    eventually("the healthy event got through", async || harness.notes_written().await == 1).await;
+    assert_eq!(
+        writer.calls.load(Ordering::SeqCst) as i64,
+        harness.config.consumer.max_deliver + 1
+    );
+    eventually("the healthy event got through", async || {
+        harness.notes_written().await == 1
+    })
+    .await;
 
     writer.healed.store(true, Ordering::SeqCst);
-    consumer::replay_dead_letter(&harness.pool, &harness.js, dead[0].id).await.unwrap();
-    eventually("the replayed event is applied", async || harness.notes_written().await == 2).await;
-    assert!(consumer::list_dead_letters(&harness.pool, false).await.unwrap().is_empty());
+    consumer::replay_dead_letter(&harness.pool, &harness.js, dead[0].id)
+        .await
+        .unwrap();
+    eventually("the replayed event is applied", async || {
+        harness.notes_written().await == 2
+    })
+    .await;
+    assert!(
+        consumer::list_dead_letters(&harness.pool, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     shutdown.cancel();
     for task in tasks {
         task.await.unwrap();
@@ -337,6 +419,8 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_and_a_replay_redel
 #[tokio::test]
 async fn replaying_an_unknown_dead_letter_is_not_found() {
     let harness = Harness::start().await;
-    let err = consumer::replay_dead_letter(&harness.pool, &harness.js, 999).await.unwrap_err();
+    let err = consumer::replay_dead_letter(&harness.pool, &harness.js, 999)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), keel_kernel::ErrorCode::NotFound);
 }

@@ -1,5 +1,7 @@
 //! Tenant isolation in the database: row-level security on the service's own role.
 
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
 use keel_kernel::db;
 use keel_kernel::ids::TenantId;
 use keel_testkit::TestDatabase;
@@ -9,7 +11,9 @@ static NOTES: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 
 async fn service_pool(database: &TestDatabase, schema: &str) -> PgPool {
     let config = database.provision(schema).await;
-    let pool = db::connect(schema, &config, std::time::Duration::from_secs(5)).await.expect("connect");
+    let pool = db::connect(schema, &config, std::time::Duration::from_secs(5))
+        .await
+        .expect("connect");
     db::migrate(&pool, &NOTES).await.expect("migrate");
     pool
 }
@@ -61,7 +65,10 @@ async fn with_no_tenant_set_a_tenant_table_returns_nothing() {
     assert!(visible_bodies(&mut tx).await.is_empty());
     tx.rollback().await.unwrap();
     // Nor on a pooled connection that served a tenant before: SET LOCAL ended with its transaction.
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
 }
 
@@ -78,12 +85,21 @@ async fn a_tenant_cannot_write_rows_for_another_tenant() {
         .bind(uuid::Uuid::now_v7())
         .execute(&mut *tx)
         .await;
-    assert!(smuggled.is_err(), "insert for another tenant must be refused by the policy");
+    assert!(
+        smuggled.is_err(),
+        "insert for another tenant must be refused by the policy"
+    );
     tx.rollback().await.unwrap();
 
     let mut tx = db::tenant_tx(&pool, a).await.unwrap();
-    let updated = sqlx::query("UPDATE notes SET body = 'overwritten'").execute(&mut *tx).await.unwrap();
-    let deleted = sqlx::query("DELETE FROM notes").execute(&mut *tx).await.unwrap();
+    let updated = sqlx::query("UPDATE notes SET body = 'overwritten'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let deleted = sqlx::query("DELETE FROM notes")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!((updated.rows_affected(), deleted.rows_affected()), (0, 0));
 
@@ -96,7 +112,9 @@ async fn a_service_role_cannot_read_another_services_schema() {
     let database = TestDatabase::create().await;
     let first = service_pool(&database, "first").await;
     let _second = service_pool(&database, "second").await;
-    let denied = sqlx::query("SELECT count(*) FROM second.notes").fetch_one(&first).await;
+    let denied = sqlx::query("SELECT count(*) FROM second.notes")
+        .fetch_one(&first)
+        .await;
     let err = denied.expect_err("cross-schema read must be denied");
     assert!(err.to_string().contains("permission denied"), "{err}");
 }
@@ -113,16 +131,29 @@ async fn the_service_role_cannot_bypass_row_level_security() {
     assert!(!bypass && !superuser);
     // Turning RLS off for the session is not allowed either.
     let mut tx = db::unscoped_tx(&pool).await.unwrap();
-    sqlx::query("SET LOCAL row_security = off").execute(&mut *tx).await.unwrap();
-    let attempt = sqlx::query("SELECT count(*) FROM notes").fetch_one(&mut *tx).await;
-    assert!(attempt.is_err(), "row_security=off must raise for a policed table, not return rows");
+    sqlx::query("SET LOCAL row_security = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let attempt = sqlx::query("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await;
+    assert!(
+        attempt.is_err(),
+        "row_security=off must raise for a policed table, not return rows"
+    );
 }
 
 #[tokio::test]
 async fn the_convention_check_flags_a_tenant_table_without_row_level_security() {
     let database = TestDatabase::create().await;
     let pool = service_pool(&database, "demo").await;
-    assert!(db::check_tenant_tables(&pool, "demo").await.unwrap().is_empty());
+    assert!(
+        db::check_tenant_tables(&pool, "demo")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     sqlx::query("CREATE TABLE careless (id uuid PRIMARY KEY, tenant_id uuid)")
         .execute(&pool)

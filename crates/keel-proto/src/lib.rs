@@ -7,4 +7,5 @@ include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
 /// The encoded `google.protobuf.FileDescriptorSet` of every file in `proto/`, including imports of
 /// well-known types. Feed it to `tonic-reflection` and to the gateway's transcoder.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));

@@ -12,7 +12,8 @@ use sqlx::{Connection, Executor, PgConnection};
 
 /// The superuser URL of the local test cluster.
 pub fn admin_url() -> String {
-    std::env::var("KEEL_TEST_PG_URL").unwrap_or_else(|_| "postgres://keel@127.0.0.1:55432/postgres".into())
+    std::env::var("KEEL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://keel@127.0.0.1:55432/postgres".into())
 }
 
 /// The shared NATS server of the local stack (tests that never stop the broker may use it).
@@ -51,7 +52,9 @@ impl TestDatabase {
 
     /// A superuser pool on this database.
     pub async fn admin_pool(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&self.admin_url()).await.expect("admin pool")
+        sqlx::PgPool::connect(&self.admin_url())
+            .await
+            .expect("admin pool")
     }
 
     /// Provision `schema` with a role of its own (no BYPASSRLS), exactly as a service is provisioned,
@@ -85,7 +88,9 @@ fn database_config(url: String, schema: &str) -> DatabaseConfig {
 
 /// Replace the database (path) of a Postgres URL.
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
     match query {
         Some(query) => format!("{prefix}/{database}?{query}"),
@@ -112,7 +117,11 @@ impl TestNats {
         let port = free_port();
         let store = std::env::temp_dir().join(format!("keel-nats-{}", short_id()));
         std::fs::create_dir_all(&store).expect("nats store dir");
-        let mut nats = TestNats { port, store, child: None };
+        let mut nats = TestNats {
+            port,
+            store,
+            child: None,
+        };
         nats.spawn().await;
         nats
     }
@@ -136,21 +145,37 @@ impl TestNats {
     }
 
     async fn spawn(&mut self) {
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
+        let binary = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server");
         let child = tokio::process::Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {binary}: {err}. Run `bash scripts/stack.sh install`."));
+            .unwrap_or_else(|err| {
+                panic!("cannot start {binary}: {err}. Run `bash scripts/stack.sh install`.")
+            });
         self.child = Some(child);
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -200,8 +225,9 @@ pub fn config(service: &str, database: DatabaseConfig, nats: NatsConfig) -> Conf
          consumer: {{ max_deliver: 3, backoff_ms: [50, 100], ack_wait_ms: 2000 }}\n",
         schema = database.schema
     );
-    let mut config = Config::<NoSettings>::from_yaml(&yaml, std::path::Path::new("testkit"), std::iter::empty())
-        .expect("testkit config is valid");
+    let mut config =
+        Config::<NoSettings>::from_yaml(&yaml, std::path::Path::new("testkit"), std::iter::empty())
+            .expect("testkit config is valid");
     config.database = database;
     config.nats = nats;
     config

@@ -24,8 +24,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
-    OctetKeyPairType, PublicKeyUse,
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keel_kernel::auth::{Claims, JwtVerifier, PrincipalKind};
@@ -248,7 +248,9 @@ impl TestIssuer {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind the test JWKS endpoint on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let app = axum::Router::new()
             .route(JWKS_PATH, axum::routing::get(serve_jwks))
             .with_state(shared.clone());
@@ -331,7 +333,8 @@ impl TestIssuer {
     pub fn retire_old_keys(&self) {
         let mut keys = self.shared.keys();
         let kid = keys.current.kid.clone();
-        keys.published.retain(|jwk| jwk.common.key_id.as_deref() == Some(kid.as_str()));
+        keys.published
+            .retain(|jwk| jwk.common.key_id.as_deref() == Some(kid.as_str()));
     }
 
     /// Publish another key (an RSA one, a bogus one) next to the issuer's own.
@@ -408,7 +411,11 @@ impl TestIssuer {
 
     /// Signed with the current key but without a `kid` header.
     pub fn no_kid_token(&self, spec: TokenSpec) -> String {
-        encode(&Header::new(Algorithm::EdDSA), &self.claims(&spec), &self.current_key().encoding)
+        encode(
+            &Header::new(Algorithm::EdDSA),
+            &self.claims(&spec),
+            &self.current_key().encoding,
+        )
     }
 
     /// An unsigned token (`alg: none`, empty signature) naming the current `kid`.

@@ -5,11 +5,14 @@
 //! any signature check, so an RSA or Ed25519 public key can never be used as an HMAC secret.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// RSA keys shorter than this are refused (NIST's floor since 2015).
@@ -47,10 +50,16 @@ impl KeySet {
             match pin(jwk) {
                 Ok(pinned) if !kid.is_empty() => {
                     // Two keys under one kid would make verification depend on order: keep the first.
-                    if keys.contains_key(&kid) {
-                        tracing::warn!(kid, "JWKS has a duplicate kid; keeping the first key");
-                    } else {
-                        keys.insert(kid, Arc::new(pinned));
+                    match keys.entry(kid) {
+                        Entry::Occupied(first) => {
+                            tracing::warn!(
+                                kid = first.key(),
+                                "JWKS has a duplicate kid; keeping the first key"
+                            );
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(Arc::new(pinned));
+                        }
                     }
                 }
                 Ok(_) => tracing::warn!("JWKS key without kid skipped"),
@@ -114,7 +123,8 @@ fn pin(jwk: &Jwk) -> Result<PinnedKey, &'static str> {
                 Ok(x) if x.len() == 32 => {}
                 _ => return Err("Ed25519 x is not 32 base64url bytes"),
             }
-            let key = DecodingKey::from_ed_components(&okp.x).map_err(|_| "Ed25519 key unreadable")?;
+            let key =
+                DecodingKey::from_ed_components(&okp.x).map_err(|_| "Ed25519 key unreadable")?;
             Ok(PinnedKey {
                 algorithm: Algorithm::EdDSA,
                 key,
@@ -131,7 +141,8 @@ fn pin(jwk: &Jwk) -> Result<PinnedKey, &'static str> {
             if significant < MIN_RSA_MODULUS_BYTES {
                 return Err("RSA key shorter than 2048 bits");
             }
-            let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|_| "RSA key unreadable")?;
+            let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e)
+                .map_err(|_| "RSA key unreadable")?;
             Ok(PinnedKey {
                 algorithm: Algorithm::RS256,
                 key,

@@ -45,7 +45,11 @@ impl PublicPaths {
     /// One method, by its full path: `/identity.v1.AuthService/Login`.
     pub fn method(mut self, path: impl Into<String>) -> Self {
         let path = path.into();
-        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         self.methods.insert(path);
         self
     }
@@ -58,7 +62,11 @@ impl PublicPaths {
     }
 
     pub fn is_public(&self, path: &str) -> bool {
-        self.methods.contains(path) || self.services.iter().any(|prefix| path.starts_with(prefix.as_str()))
+        self.methods.contains(path)
+            || self
+                .services
+                .iter()
+                .any(|prefix| path.starts_with(prefix.as_str()))
     }
 }
 
@@ -77,7 +85,11 @@ impl AuthLayer {
         AuthLayer::with_public_paths(verifier, domain, PublicPaths::standard())
     }
 
-    pub fn with_public_paths(verifier: JwtVerifier, domain: impl Into<String>, public: PublicPaths) -> Self {
+    pub fn with_public_paths(
+        verifier: JwtVerifier,
+        domain: impl Into<String>,
+        public: PublicPaths,
+    ) -> Self {
         AuthLayer {
             verifier,
             public: Arc::new(public),
@@ -146,7 +158,11 @@ where
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::debug!(reason = err.message(), path = request.uri().path(), "request not authenticated");
+                    tracing::debug!(
+                        reason = err.message(),
+                        path = request.uri().path(),
+                        "request not authenticated"
+                    );
                     return Ok(err.into_status(&layer.domain).into_http());
                 }
             }

@@ -20,7 +20,9 @@ use crate::error::Error;
 use crate::ids::{TenantId, UserId};
 
 /// Who a token was issued to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A human who logged in; `sub` is their [`UserId`].
@@ -88,7 +90,8 @@ impl Claims {
     /// scopes can only narrow what a key may do, and a key with no scopes may do nothing.
     pub fn has_permission(&self, permission: &str) -> bool {
         permissions::any_matches(&self.perms, permission)
-            && (self.kind != PrincipalKind::ApiKey || permissions::any_matches(&self.scopes, permission))
+            && (self.kind != PrincipalKind::ApiKey
+                || permissions::any_matches(&self.scopes, permission))
     }
 
     /// AUTHZ naming the missing permission unless this token grants it.

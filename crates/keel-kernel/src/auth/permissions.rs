@@ -56,5 +56,7 @@ pub fn permission_matches(pattern: &str, perm: &str) -> bool {
 
 /// Whether any of `patterns` covers `perm`.
 pub fn any_matches<S: AsRef<str>>(patterns: &[S], perm: &str) -> bool {
-    patterns.iter().any(|pattern| permission_matches(pattern.as_ref(), perm))
+    patterns
+        .iter()
+        .any(|pattern| permission_matches(pattern.as_ref(), perm))
 }

@@ -84,12 +84,20 @@ impl JwtVerifier {
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
         // In-mesh traffic is plain HTTP: this build carries no TLS stack (see reqwest's features).
         if !config.jwks_url.starts_with("http://") {
-            return Err(ConfigError::invalid("auth.jwks_url", "must be an http:// URL"));
+            return Err(ConfigError::invalid(
+                "auth.jwks_url",
+                "must be an http:// URL",
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .build()
-            .map_err(|err| ConfigError::invalid("auth.jwks_url", format!("cannot build an HTTP client: {err}")))?;
+            .map_err(|err| {
+                ConfigError::invalid(
+                    "auth.jwks_url",
+                    format!("cannot build an HTTP client: {err}"),
+                )
+            })?;
         let remote = Remote {
             url: config.jwks_url.clone(),
             http,
@@ -148,7 +156,9 @@ impl JwtVerifier {
             return Err(Error::unauthenticated("token algorithm not accepted"));
         };
         if header.crit.is_some() {
-            return Err(Error::unauthenticated("token uses unsupported header extensions"));
+            return Err(Error::unauthenticated(
+                "token uses unsupported header extensions",
+            ));
         }
         let kid = match header.kid.as_deref() {
             Some(kid) if !kid.is_empty() => kid,
@@ -157,8 +167,12 @@ impl JwtVerifier {
         };
         let key = self.key_for(kid).await?;
         if key.algorithm != algorithm {
-            return Err(Error::unauthenticated("token algorithm does not match its key"));
+            return Err(Error::unauthenticated(
+                "token algorithm does not match its key",
+            ));
         }
+        // Keys are pinned to EdDSA or RS256 only; each validation also lists just its own
+        // algorithm, so `jsonwebtoken` re-checks the pinning.
         let validation = match key.algorithm {
             Algorithm::EdDSA => &self.inner.eddsa,
             _ => &self.inner.rs256,
@@ -222,20 +236,35 @@ impl JwtVerifier {
     }
 
     fn lookup(&self, kid: &str) -> (Option<Arc<PinnedKey>>, bool) {
-        let cache = self.inner.cache.read().unwrap_or_else(PoisonError::into_inner);
-        let fresh = self.inner.remote.is_none() || cache.loaded_at.is_some_and(|at| at.elapsed() < KEYS_MAX_AGE);
+        let cache = self
+            .inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh = self.inner.remote.is_none()
+            || cache
+                .loaded_at
+                .is_some_and(|at| at.elapsed() < KEYS_MAX_AGE);
         (cache.keys.get(kid), fresh)
     }
 
     fn ever_loaded(&self) -> bool {
-        let cache = self.inner.cache.read().unwrap_or_else(PoisonError::into_inner);
+        let cache = self
+            .inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         cache.loaded_at.is_some()
     }
 
     fn store(&self, keys: KeySet) {
         // A panic elsewhere while holding the lock leaves only a whole old or new key set behind:
         // safe to keep using.
-        let mut cache = self.inner.cache.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self
+            .inner
+            .cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         *cache = Cache {
             keys,
             loaded_at: Some(Instant::now()),
@@ -246,7 +275,10 @@ impl JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("jwks_url", &self.inner.remote.as_ref().map(|remote| &remote.url))
+            .field(
+                "jwks_url",
+                &self.inner.remote.as_ref().map(|remote| &remote.url),
+            )
             .field("issuer", &self.inner.eddsa.iss)
             .field("audience", &self.inner.eddsa.aud)
             .finish_non_exhaustive()
@@ -269,7 +301,8 @@ fn validation(algorithm: Algorithm, config: &AuthConfig) -> Validation {
 fn read_header(token: &str) -> Result<RawHeader, Error> {
     let malformed = || Error::unauthenticated("malformed token");
     let mut parts = token.split('.');
-    let (Some(header), Some(_payload), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(_payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };
@@ -278,7 +311,8 @@ fn read_header(token: &str) -> Result<RawHeader, Error> {
 }
 
 async fn fetch(remote: &Remote) -> Result<KeySet, Error> {
-    let unavailable = |cause: anyhow::Error| Error::unavailable("signing keys unavailable").with_cause(cause);
+    let unavailable =
+        |cause: anyhow::Error| Error::unavailable("signing keys unavailable").with_cause(cause);
     let mut response = remote
         .http
         .get(&remote.url)
@@ -288,13 +322,20 @@ async fn fetch(remote: &Remote) -> Result<KeySet, Error> {
         .map_err(|err| unavailable(err.into()))?;
     // Read in chunks so an oversized body is dropped without being buffered whole.
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|err| unavailable(err.into()))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| unavailable(err.into()))?
+    {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(unavailable(anyhow::anyhow!("JWKS larger than {MAX_JWKS_BYTES} bytes")));
+            return Err(unavailable(anyhow::anyhow!(
+                "JWKS larger than {MAX_JWKS_BYTES} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
-    let keys = KeySet::from_json(&body).map_err(|err| unavailable(anyhow::anyhow!("JWKS is not valid JSON: {err}")))?;
+    let keys = KeySet::from_json(&body)
+        .map_err(|err| unavailable(anyhow::anyhow!("JWKS is not valid JSON: {err}")))?;
     tracing::debug!(keys = keys.len(), "JWKS fetched");
     Ok(keys)
 }
@@ -314,9 +355,9 @@ fn rejection(err: jsonwebtoken::errors::Error) -> Error {
         ErrorKind::MissingRequiredClaim(claim) => {
             return Error::unauthenticated(format!("token has no {claim} claim"));
         }
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => {
-            "token algorithm not accepted"
-        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => "token algorithm not accepted",
         ErrorKind::InvalidToken
         | ErrorKind::InvalidClaimFormat(_)
         | ErrorKind::Base64(_)

@@ -1,0 +1,313 @@
+//! The admin HTTP port, apart from the gRPC port so probes and scrapes never compete with
+//! traffic and never pass through authentication:
+//!
+//! - `/healthz`: 200 while the process can answer at all (liveness);
+//! - `/readyz`: 200 only when every readiness check passes, else 503 with the failing checks as
+//!   JSON; once shutdown starts it is 503 before anything else stops, so the load balancer
+//!   drains this instance while it still serves;
+//! - `/metrics`: the Prometheus registry;
+//! - `/dead-letters` (GET) and `/dead-letters/{id}/replay` (POST): the operator's view of events a
+//!   consumer gave up on, when the service consumes events;
+//! - whatever a service adds with [`AdminServer::routes`] (identity's JWKS).
+//!
+//! The port is for the cluster, never for the internet: Kubernetes exposes it only as a ClusterIP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::future::BoxFuture;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AdminConfig;
+use crate::metrics::{self, Metrics};
+
+/// A check slower than this counts as failing: a probe must answer within its own timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// One named readiness condition: an async function that says what is wrong, if anything. The
+/// message is shown on `/readyz`, so it must not carry secrets or database error text.
+#[derive(Clone)]
+pub struct ReadinessCheck {
+    name: String,
+    check: CheckFn,
+}
+
+impl ReadinessCheck {
+    pub fn new<F, Fut>(name: impl Into<String>, check: F) -> ReadinessCheck
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        ReadinessCheck {
+            name: name.into(),
+            check: Arc::new(move || Box::pin(check())),
+        }
+    }
+
+    /// The database answers `SELECT 1`.
+    pub fn postgres(pool: sqlx::PgPool) -> ReadinessCheck {
+        ReadinessCheck::new("postgres", move || {
+            let pool = pool.clone();
+            async move {
+                match sqlx::query("SELECT 1").execute(&pool).await {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::PoolTimedOut) => Err("no connection available in time".into()),
+                    Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_)) => Err("cannot connect".into()),
+                    Err(sqlx::Error::Database(_)) => Err("query failed".into()),
+                    Err(_) => Err("unavailable".into()),
+                }
+            }
+        })
+    }
+
+    /// The client is connected to the broker (it reconnects on its own; this only reports).
+    pub fn nats(client: async_nats::Client) -> ReadinessCheck {
+        ReadinessCheck::new("nats", move || {
+            let state = client.connection_state();
+            async move {
+                match state {
+                    async_nats::connection::State::Connected => Ok(()),
+                    other => Err(format!("connection {other:?}").to_lowercase()),
+                }
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self) -> Result<(), String> {
+        match tokio::time::timeout(CHECK_TIMEOUT, (self.check)()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadinessCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadinessCheck")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("config key `admin.listen`: cannot bind {addr}: {source}")]
+pub struct AdminError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Builds the admin server.
+pub struct AdminServer {
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    checks: Vec<ReadinessCheck>,
+    linger: Duration,
+    extra: axum::Router,
+}
+
+impl AdminServer {
+    pub fn new(config: &AdminConfig, metrics: Arc<Metrics>) -> AdminServer {
+        AdminServer {
+            listen: config.listen,
+            metrics,
+            checks: Vec::new(),
+            linger: Duration::ZERO,
+            extra: axum::Router::new(),
+        }
+    }
+
+    /// Serve a service's own plain-HTTP routes on this port too.
+    pub fn routes(mut self, router: axum::Router) -> AdminServer {
+        self.extra = self.extra.merge(router);
+        self
+    }
+
+    /// The dead-letter endpoints, over this service's `dead_letters` table and event stream.
+    pub fn dead_letters(
+        self,
+        pool: sqlx::PgPool,
+        js: async_nats::jetstream::Context,
+    ) -> AdminServer {
+        let router = axum::Router::new()
+            .route("/dead-letters", get(list_dead_letters))
+            .route(
+                "/dead-letters/{id}/replay",
+                axum::routing::post(replay_dead_letter),
+            )
+            .with_state(DeadLetterState { pool, js });
+        self.routes(router)
+    }
+
+    pub fn readiness(mut self, check: ReadinessCheck) -> AdminServer {
+        self.checks.push(check);
+        self
+    }
+
+    /// Keep answering this long after shutdown starts (`/readyz` then says 503), so probes see
+    /// "not ready" rather than a refused connection, and `/metrics` can be scraped while the gRPC
+    /// server drains. Pass `grpc.shutdown_grace_ms`. Default: stop at once.
+    pub fn linger(mut self, linger: Duration) -> AdminServer {
+        self.linger = linger;
+        self
+    }
+
+    /// Bind `admin.listen` (port 0 picks a free port).
+    pub async fn bind(self) -> Result<BoundAdmin, AdminError> {
+        let addr = self.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AdminError { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| AdminError { addr, source })?;
+        Ok(BoundAdmin {
+            local_addr,
+            listener,
+            server: self,
+        })
+    }
+}
+
+/// A bound, not yet serving, admin server.
+pub struct BoundAdmin {
+    /// The address actually bound.
+    pub local_addr: SocketAddr,
+    listener: TcpListener,
+    server: AdminServer,
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Arc<Metrics>,
+    checks: Arc<[ReadinessCheck]>,
+    shutdown: CancellationToken,
+}
+
+impl BoundAdmin {
+    /// Serve until `shutdown` is cancelled and the linger period has passed.
+    pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = AdminState {
+            metrics: self.server.metrics,
+            checks: self.server.checks.into(),
+            shutdown: shutdown.clone(),
+        };
+        let router = axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(state)
+            .merge(self.server.extra);
+        let linger = self.server.linger;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(linger).await;
+            })
+            .await
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        let body = json!({
+            "status": "unready",
+            "failing": [{ "check": "shutdown", "error": "shutting down" }],
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    // Concurrently, so one slow dependency does not hide behind another's timeout.
+    let results = futures::future::join_all(state.checks.iter().map(ReadinessCheck::run)).await;
+    let failing: Vec<_> = state
+        .checks
+        .iter()
+        .zip(results)
+        .filter_map(|(check, result)| {
+            result
+                .err()
+                .map(|error| json!({ "check": check.name(), "error": error }))
+        })
+        .collect();
+    if failing.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        tracing::debug!(failing = %serde_json::Value::from(failing.clone()), "not ready");
+        let body = json!({ "status": "unready", "failing": failing });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Clone)]
+struct DeadLetterState {
+    pool: sqlx::PgPool,
+    js: async_nats::jetstream::Context,
+}
+
+#[derive(serde::Deserialize)]
+struct DeadLetterQuery {
+    #[serde(default)]
+    include_replayed: bool,
+}
+
+async fn list_dead_letters(
+    State(state): State<DeadLetterState>,
+    axum::extract::Query(query): axum::extract::Query<DeadLetterQuery>,
+) -> Response {
+    match crate::consumer::list_dead_letters(&state.pool, query.include_replayed).await {
+        Ok(rows) => Json(json!({ "deadLetters": rows })).into_response(),
+        Err(err) => admin_error(err),
+    }
+}
+
+async fn replay_dead_letter(
+    State(state): State<DeadLetterState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Response {
+    match crate::consumer::replay_dead_letter(&state.pool, &state.js, id).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "replayed": id }))).into_response(),
+        Err(err) => admin_error(err),
+    }
+}
+
+/// A platform error as JSON with its HTTP status; internal causes are logged, never shown.
+fn admin_error(err: crate::Error) -> Response {
+    let status = match err.code() {
+        crate::ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        crate::ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = ?err, "admin request failed");
+    }
+    (
+        status,
+        Json(json!({ "code": err.code().as_str(), "message": err.message() })),
+    )
+        .into_response()
+}

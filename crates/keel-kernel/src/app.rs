@@ -1,0 +1,197 @@
+//! The service bootstrap every service shares: connect, migrate, start the outbox relay and the
+//! consumers, serve gRPC and the admin port, and shut down in order.
+//!
+//! A service's `app.rs` builds its handlers on a [`Platform`] and calls [`Platform::serve`]; its
+//! `main.rs` only loads config, starts telemetry and waits for a signal. Tests call the same
+//! `build` with port 0, so what is tested is what runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{AdminServer, ReadinessCheck};
+use crate::auth::{AuthLayer, JwtVerifier, PublicPaths};
+use crate::config::Config;
+use crate::consumer::{Consumer, EventHandler};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Relay};
+use crate::server::GrpcServer;
+use crate::{db, nats};
+
+/// How long a starting service waits for its database before giving up.
+const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// A service's connections and shared handles, built once at start.
+pub struct Platform<S = crate::config::NoSettings> {
+    pub config: Arc<Config<S>>,
+    pub db: PgPool,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled after the gRPC server has drained: stops the relay and the consumers.
+    background_shutdown: CancellationToken,
+    background: Vec<JoinHandle<()>>,
+    admin_routes: axum::Router,
+}
+
+impl<S> Platform<S> {
+    /// Connect to Postgres (migrating the kernel's and the service's tables), connect to NATS and
+    /// make sure the event stream exists, and start this service's outbox relay.
+    pub async fn start(config: Config<S>, migrations: &Migrator) -> Result<Platform<S>, Error> {
+        let service = config.service.clone();
+        let metrics = Arc::new(Metrics::new(&service));
+        let db = db::connect(&service, &config.database, DATABASE_STARTUP_WAIT).await?;
+        if config.database.migrate {
+            db::migrate(&db, migrations).await?;
+        }
+        let client = nats::connect(&service, &config.nats).await?;
+        let js = jetstream::new(client.clone());
+        if let Err(err) = nats::ensure_stream(&js, &config.nats).await {
+            // Not fatal: writes go to the outbox, and the relay creates the stream when it can.
+            tracing::warn!(error = %err, "event stream not ready yet");
+        }
+        let background_shutdown = CancellationToken::new();
+        let relay = Relay::new(
+            db.clone(),
+            js.clone(),
+            config.nats.clone(),
+            config.outbox.clone(),
+            metrics.clone(),
+        );
+        let background = vec![tokio::spawn(relay.run(background_shutdown.clone()))];
+        Ok(Platform {
+            outbox: Outbox::new(&service),
+            config: Arc::new(config),
+            db,
+            nats: client,
+            js,
+            metrics,
+            background_shutdown,
+            background,
+            admin_routes: axum::Router::new(),
+        })
+    }
+
+    /// Start a durable consumer named `<service>-<name>` on `source` (an event-type pattern such as
+    /// `tenancy.>`; the stream's subject prefix is added).
+    pub fn consume(&mut self, name: &str, source: &str, handler: Arc<dyn EventHandler>) {
+        let consumer = Consumer::new(
+            &format!("{}-{name}", self.config.service),
+            &nats::subject_for(&self.config.nats, source),
+            self.db.clone(),
+            self.js.clone(),
+            &self.config.nats,
+            self.config.consumer.clone(),
+            handler,
+            self.metrics.clone(),
+        );
+        self.background
+            .push(tokio::spawn(consumer.run(self.background_shutdown.clone())));
+    }
+
+    /// Serve plain-HTTP routes of the service's own on the admin port (identity's JWKS).
+    pub fn admin_routes(&mut self, router: axum::Router) {
+        self.admin_routes = std::mem::take(&mut self.admin_routes).merge(router);
+    }
+
+    /// A verifier for tokens issued by identity, from the JWKS at `auth.jwks_url`.
+    pub fn jwt_verifier(&self) -> Result<JwtVerifier, Error> {
+        JwtVerifier::new(&self.config.auth)
+            .map_err(|err| Error::internal(anyhow::anyhow!("auth config: {err}")))
+    }
+
+    /// A gRPC server for this service with the standard layers and `verifier` as its authenticator;
+    /// `public` lists the methods callable without a token (health and reflection always are).
+    pub fn grpc_server(&self, verifier: JwtVerifier, public: PublicPaths) -> GrpcServer {
+        GrpcServer::new(
+            &self.config.service,
+            &self.config.grpc,
+            self.metrics.clone(),
+        )
+        .auth(AuthLayer::with_public_paths(
+            verifier,
+            self.config.service.clone(),
+            public,
+        ))
+    }
+
+    /// Bind the gRPC and admin ports and serve until [`Running::stop`] (or a signal, in `main`).
+    /// Shutdown order: readiness turns false, gRPC drains its requests, then the relay and the
+    /// consumers finish their current batch, then the admin port closes.
+    pub async fn serve(self, server: GrpcServer) -> Result<Running, Error> {
+        let grpc = server
+            .bind()
+            .await
+            .map_err(|err| Error::internal(anyhow::anyhow!("{err}")))?;
+        let admin = AdminServer::new(&self.config.admin, self.metrics.clone())
+            .readiness(ReadinessCheck::postgres(self.db.clone()))
+            .readiness(ReadinessCheck::nats(self.nats.clone()))
+            .dead_letters(self.db.clone(), self.js.clone())
+            .routes(self.admin_routes)
+            .linger(Duration::from_millis(200))
+            .bind()
+            .await
+            .map_err(|err| Error::internal(anyhow::anyhow!("{err}")))?;
+        let (grpc_addr, admin_addr) = (grpc.local_addr, admin.local_addr);
+        tracing::info!(%grpc_addr, %admin_addr, service = %self.config.service, "serving");
+
+        let shutdown = CancellationToken::new();
+        let admin_shutdown = CancellationToken::new();
+        let admin_task = tokio::spawn(admin.serve(admin_shutdown.clone()));
+        let grpc_shutdown = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let served = grpc.serve(grpc_shutdown).await;
+            self.background_shutdown.cancel();
+            for task in self.background {
+                let _ = task.await;
+            }
+            self.db.close().await;
+            admin_shutdown.cancel();
+            let _ = admin_task.await;
+            served.map_err(|err| Error::internal(anyhow::anyhow!("{err}")))
+        });
+        Ok(Running {
+            grpc_addr,
+            admin_addr,
+            shutdown,
+            task,
+        })
+    }
+}
+
+/// A serving service.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    /// Begin a graceful shutdown and wait for it to finish.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Serve until SIGTERM/SIGINT, then shut down gracefully. What `main` calls.
+    pub async fn run_until_signal(self) -> Result<(), Error> {
+        crate::server::shutdown_signal().await;
+        tracing::info!("signal received, shutting down");
+        self.stop().await
+    }
+
+    async fn wait(self) -> Result<(), Error> {
+        self.task
+            .await
+            .map_err(|err| Error::internal(anyhow::anyhow!("service task failed: {err}")))?
+    }
+}
