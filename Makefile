@@ -37,6 +37,7 @@ stop:
 	@$(STACK) down
 
 test: up
+	@$(STACK) prune-test-dbs
 	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "==> installing cargo-nextest"; $(CARGO) install cargo-nextest --locked; }
 	$(WITH_STACK_ENV) $(CARGO) nextest run --workspace --no-fail-fast $(NEXTEST_ARGS)
 

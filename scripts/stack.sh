@@ -544,6 +544,24 @@ cmd_clean() {
     say "removed $(rel "$DEV")${target:+ and $target}"
 }
 
+# Each test creates a database `test_<id>` and leaves it for inspection; drop the previous run's
+# before a new one so the disposable cluster does not grow without bound.
+cmd_prune_test_dbs() {
+    local dbs
+    PG_BIN=""
+    find_pg_bindir 2>/dev/null || true
+    dbs=$(psql_keel -d postgres -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'")
+    [ -n "$dbs" ] || return 0
+    say "dropping up to $(printf '%s\n' "$dbs" | wc -l) idle test databases from earlier runs"
+    printf '%s\n' "$dbs" | while read -r db; do
+        # Without FORCE: a database still in use (a test running elsewhere) is left alone.
+        psql_keel -d postgres -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+    done
+    # Test roles (t<id>_<schema>) own nothing once their databases are gone.
+    psql_keel -d postgres -At -c "SELECT rolname FROM pg_roles WHERE rolname ~ '^t[0-9a-f]{12}_'" |
+        while read -r role; do psql_keel -d postgres -c "DROP ROLE IF EXISTS \"$role\"" >/dev/null || true; done
+}
+
 usage() {
     sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
@@ -555,6 +573,7 @@ down) cmd_down ;;
 status) cmd_status ;;
 env) cmd_env ;;
 clean) cmd_clean ;;
+prune-test-dbs) cmd_prune_test_dbs ;;
 -h | --help | help) usage ;;
 *)
     usage >&2
