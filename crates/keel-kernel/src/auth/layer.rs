@@ -1,8 +1,9 @@
 //! [`AuthLayer`]: the tower layer every gRPC server runs, which turns `authorization: Bearer <jwt>`
 //! into verified [`Claims`] in the request extensions or answers UNAUTHENTICATED itself.
 //!
-//! It sits inside the trace and request-id layers (so refusals are traced and carry a request id)
-//! and outside timeouts and concurrency limits (so unauthenticated callers never take a slot).
+//! It sits innermost in the server stack (see `server.rs`): inside the trace and request-id layers,
+//! so refusals are traced and carry a request id, and inside the deadline, so a slow JWKS fetch is
+//! bounded by the request timeout like any other work.
 
 use std::collections::HashSet;
 use std::future::Future;
