@@ -126,6 +126,18 @@ admin_probe_addr() {
     local_addr "$admin"
 }
 
+# The role and schema each configured service connects with, created if missing (idempotent), by
+# the kernel's own provisioning (keel_kernel::db::provision: LOGIN, no BYPASSRLS, owning only its
+# schema), so there is one definition of what a service role may do.
+provision_services() {
+    local svc
+    eval "$(bash "$ROOT/scripts/stack.sh" env)"
+    for svc in "$@"; do
+        "$BIN_DIR/keel-provision" --admin-url "$KEEL_DEV_PG_URL" --config "$ROOT/config/$svc.yaml" |
+            sed 's/^/==> /' || { warn "$svc: provisioning its database role and schema failed"; return 1; }
+    done
+}
+
 cmd_start() {
     local services=() svc pid bin log started=() failed=()
     mkdir -p "$LOGS" "$PIDS"
@@ -135,6 +147,11 @@ cmd_start() {
         print_table
         return 0
     fi
+    local with_db=()
+    for svc in "${services[@]}"; do
+        if grep -q '^database:' "$ROOT/config/$svc.yaml"; then with_db+=("$svc"); fi
+    done
+    [ "${#with_db[@]}" -eq 0 ] || provision_services "${with_db[@]}"
 
     for svc in "${services[@]}"; do
         pid="$(service_pid "$svc")"

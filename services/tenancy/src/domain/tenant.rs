@@ -1,0 +1,211 @@
+//! Tenants and their lifecycle: pending_approval -> active <-> suspended -> deleted.
+
+use chrono::{DateTime, Utc};
+use keel_kernel::{Error, TenantId, UserId};
+
+use super::Slug;
+
+/// A tenant's display name: not blank, at most 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse(field: &str, value: &str) -> Result<TenantName, Error> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(Error::invalid(field, "is required"));
+        }
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(Error::invalid(
+                field,
+                format!("must be at most {} characters long", Self::MAX_LEN),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Error::invalid(field, "must not contain control characters"));
+        }
+        Ok(TenantName(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a tenant is in its life. Stored as its `as_str` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantState {
+    PendingApproval,
+    Active,
+    Suspended,
+    Deleted,
+}
+
+/// What can happen to a tenant after it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Approve,
+    Suspend,
+    Reactivate,
+    Delete,
+}
+
+impl Lifecycle {
+    fn verb(self) -> &'static str {
+        match self {
+            Lifecycle::Approve => "approve",
+            Lifecycle::Suspend => "suspend",
+            Lifecycle::Reactivate => "reactivate",
+            Lifecycle::Delete => "delete",
+        }
+    }
+}
+
+impl TenantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantState::PendingApproval => "pending_approval",
+            TenantState::Active => "active",
+            TenantState::Suspended => "suspended",
+            TenantState::Deleted => "deleted",
+        }
+    }
+
+    /// Read a stored state; anything else is a corrupt row, not a client error.
+    pub fn from_db(value: &str) -> Result<TenantState, Error> {
+        match value {
+            "pending_approval" => Ok(TenantState::PendingApproval),
+            "active" => Ok(TenantState::Active),
+            "suspended" => Ok(TenantState::Suspended),
+            "deleted" => Ok(TenantState::Deleted),
+            other => Err(Error::internal(anyhow::anyhow!(
+                "unknown tenant state {other:?} in the database"
+            ))),
+        }
+    }
+
+    /// The state after `action`, or CONFLICT saying why the tenant's current state forbids it.
+    pub fn apply(self, action: Lifecycle) -> Result<TenantState, Error> {
+        use TenantState::*;
+        let next = match (self, action) {
+            (PendingApproval, Lifecycle::Approve) => Active,
+            (Active, Lifecycle::Suspend) => Suspended,
+            (Suspended, Lifecycle::Reactivate) => Active,
+            (PendingApproval | Active | Suspended, Lifecycle::Delete) => Deleted,
+            (state, action) => {
+                return Err(Error::conflict(format!(
+                    "cannot {} a tenant that is {}{}",
+                    action.verb(),
+                    state.describe(),
+                    match action {
+                        Lifecycle::Approve => "; only a tenant pending approval can be approved",
+                        Lifecycle::Suspend => "; only an active tenant can be suspended",
+                        Lifecycle::Reactivate => "; only a suspended tenant can be reactivated",
+                        Lifecycle::Delete => "",
+                    }
+                )));
+            }
+        };
+        Ok(next)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TenantState::PendingApproval => "pending approval",
+            TenantState::Active => "active",
+            TenantState::Suspended => "suspended",
+            TenantState::Deleted => "deleted",
+        }
+    }
+
+    /// Changes to a tenant's members, invitations, modules and flags need it in service.
+    pub fn require_active(self) -> Result<(), Error> {
+        match self {
+            TenantState::Active => Ok(()),
+            other => Err(Error::conflict(format!(
+                "the tenant is {}; this needs an active tenant",
+                other.describe()
+            ))),
+        }
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub slug: String,
+    pub state: TenantState,
+    pub plan: String,
+    pub created_by: UserId,
+    pub suspended_reason: String,
+    pub version: i64,
+    pub entitlements_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What CreateTenant needs from the request.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub name: TenantName,
+    pub slug: Slug,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lifecycle::*;
+    use super::TenantState::*;
+    use super::*;
+
+    #[test]
+    fn the_happy_lifecycle_runs_from_pending_to_deleted() {
+        let mut state = PendingApproval;
+        for action in [Approve, Suspend, Reactivate, Suspend, Delete] {
+            state = state.apply(action).expect("legal transition");
+        }
+        assert_eq!(state, Deleted);
+    }
+
+    #[test]
+    fn illegal_transitions_are_conflicts() {
+        let illegal = [
+            (PendingApproval, Suspend),
+            (PendingApproval, Reactivate),
+            (Active, Approve),
+            (Active, Reactivate),
+            (Suspended, Approve),
+            (Suspended, Suspend),
+            (Deleted, Approve),
+            (Deleted, Reactivate),
+            (Deleted, Delete),
+        ];
+        for (state, action) in illegal {
+            let err = state.apply(action).expect_err("illegal transition");
+            assert_eq!(
+                err.code(),
+                keel_kernel::ErrorCode::Conflict,
+                "{state:?} {action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn states_round_trip_through_their_stored_names() {
+        for state in [PendingApproval, Active, Suspended, Deleted] {
+            assert_eq!(TenantState::from_db(state.as_str()).ok(), Some(state));
+        }
+    }
+
+    #[test]
+    fn a_blank_name_is_refused_and_a_padded_one_trimmed() {
+        assert!(TenantName::parse("tenant.name", "  ").is_err());
+        assert_eq!(
+            TenantName::parse("tenant.name", " Acme ").map(|n| n.0).ok(),
+            Some("Acme".into())
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! Invitations and members: invite, accept, list, change roles, remove, and the last owner rule.
+
+mod common;
+
+use common::{TestApp, assert_code, assert_conflict, violated_fields};
+use keel_kernel::UserId;
+use keel_kernel::auth::roles;
+use keel_proto::tenancy::v1 as pb;
+use tonic::Code;
+
+fn invite(tenant: &str, email: &str, role: &str) -> pb::CreateInvitationRequest {
+    pb::CreateInvitationRequest {
+        tenant_id: tenant.into(),
+        email: email.into(),
+        role: role.into(),
+    }
+}
+
+fn role_change(tenant: &str, user: UserId, role: &str) -> pb::UpdateMemberRequest {
+    pb::UpdateMemberRequest {
+        tenant_id: tenant.into(),
+        user_id: user.to_string(),
+        member: Some(pb::Membership {
+            role: role.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["role".into()],
+        }),
+    }
+}
+
+fn removal(tenant: &str, user: UserId) -> pb::RemoveMemberRequest {
+    pb::RemoveMemberRequest {
+        tenant_id: tenant.into(),
+        user_id: user.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn an_invited_user_accepts_and_becomes_a_member_with_the_invited_role() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let owner_token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+
+    let invitation = app
+        .members(&owner_token)
+        .create_invitation(invite(&tenant.id, " Ann@Example.com ", "admin"))
+        .await
+        .expect("invite")
+        .into_inner();
+    assert!(
+        invitation.token.starts_with("kinv_"),
+        "the token is returned once"
+    );
+    assert_eq!(invitation.email, "ann@example.com");
+    assert_eq!(invitation.state, pb::InvitationState::Pending as i32);
+    assert_eq!(invitation.invited_by, owner.to_string());
+    assert!(
+        invitation.expire_time.expect("expiry").seconds
+            > invitation.create_time.expect("creation").seconds
+    );
+
+    let ann = UserId::new();
+    let member = app
+        .members(&app.user_token(ann))
+        .accept_invitation(pb::AcceptInvitationRequest {
+            token: invitation.token.clone(),
+        })
+        .await
+        .expect("accept")
+        .into_inner();
+    assert_eq!(
+        (member.user_id.as_str(), member.role.as_str()),
+        (ann.to_string().as_str(), "admin")
+    );
+    assert_eq!(
+        (member.tenant_id.as_str(), member.email.as_str()),
+        (tenant.id.as_str(), "ann@example.com")
+    );
+
+    // The tenant is now among Ann's tenants, and she is among its members.
+    let hers = app
+        .tenants(&app.user_token(ann))
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        hers.into_inner()
+            .tenants
+            .into_iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![tenant.id.clone()]
+    );
+    let got = app
+        .members(&owner_token)
+        .get_member(pb::GetMemberRequest {
+            tenant_id: tenant.id.clone(),
+            user_id: ann.to_string(),
+        })
+        .await
+        .expect("get member");
+    assert_eq!(got.into_inner().role, "admin");
+
+    // The token is single-use, even for somebody else.
+    let status = assert_conflict(
+        app.members(&app.user_token(UserId::new()))
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: invitation.token,
+            })
+            .await,
+    );
+    assert!(status.message().contains("already been used"), "{status:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_invitation_token_is_stored_only_as_a_hash() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = app
+        .members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .create_invitation(invite(&tenant.id, "ann@example.com", "member"))
+        .await
+        .expect("invite")
+        .into_inner();
+
+    let admin = app.db.admin_pool().await;
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT row_to_json(i)::text FROM tenancy.invitations i")
+            .fetch_one(&admin)
+            .await
+            .expect("invitation row");
+    let secret = invitation.token.rsplit('_').next().expect("secret part");
+    assert!(!stored.contains(secret), "{stored}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_invitation_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = app
+        .members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .create_invitation(invite(&tenant.id, "late@example.com", "member"))
+        .await
+        .expect("invite")
+        .into_inner();
+    let admin = app.db.admin_pool().await;
+    sqlx::query("UPDATE tenancy.invitations SET expires_at = now() - interval '1 minute'")
+        .execute(&admin)
+        .await
+        .expect("age the invitation");
+
+    let late = UserId::new();
+    let status = assert_conflict(
+        app.members(&app.user_token(late))
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: invitation.token,
+            })
+            .await,
+    );
+    assert!(status.message().contains("expired"), "{status:?}");
+    let theirs = app
+        .tenants(&app.user_token(late))
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list");
+    assert!(theirs.into_inner().tenants.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_invitation_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = app
+        .members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .create_invitation(invite(&tenant.id, "ann@example.com", "member"))
+        .await
+        .expect("invite")
+        .into_inner();
+    let mut client = app.members(&app.user_token(UserId::new()));
+
+    // Same shape, one character of the secret changed.
+    let mut forged = invitation.token.clone();
+    let last = if forged.ends_with('A') { "B" } else { "A" };
+    forged.replace_range(forged.len() - 1.., last);
+    assert_code(
+        client
+            .accept_invitation(pb::AcceptInvitationRequest { token: forged })
+            .await,
+        Code::NotFound,
+    );
+    // The right secret moved to another tenant.
+    let other = uuid::Uuid::now_v7().simple().to_string();
+    let moved = format!("kinv_{other}{}", &invitation.token[5 + 32..]);
+    assert_code(
+        client
+            .accept_invitation(pb::AcceptInvitationRequest { token: moved })
+            .await,
+        Code::NotFound,
+    );
+    let status = assert_code(
+        client
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: "hello".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["token"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invitations_need_the_permission_a_valid_email_and_role_and_an_owner_to_invite_owners() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let admin = app.add_member(&tenant.id, owner, roles::ADMIN).await;
+    let viewer = app.add_member(&tenant.id, owner, roles::VIEWER).await;
+
+    let status = assert_code(
+        app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+            .create_invitation(invite(&tenant.id, "not-an-email", "emperor"))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["email", "role"]);
+    assert_code(
+        app.members(&app.tenant_token(viewer, &tenant.id, roles::VIEWER))
+            .create_invitation(invite(&tenant.id, "x@example.com", "member"))
+            .await,
+        Code::PermissionDenied,
+    );
+    let admin_token = app.tenant_token(admin, &tenant.id, roles::ADMIN);
+    let status = assert_code(
+        app.members(&admin_token)
+            .create_invitation(invite(&tenant.id, "x@example.com", "owner"))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("owner"), "{status:?}");
+    app.members(&admin_token)
+        .create_invitation(invite(&tenant.id, "x@example.com", "member"))
+        .await
+        .expect("admins invite members");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_cannot_accept_a_second_invitation_to_the_same_tenant() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = app
+        .members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .create_invitation(invite(&tenant.id, "me@example.com", "member"))
+        .await
+        .expect("invite")
+        .into_inner();
+    let status = assert_conflict(
+        app.members(&app.user_token(owner))
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: invitation.token,
+            })
+            .await,
+    );
+    assert!(status.message().contains("already a member"), "{status:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn members_are_listed_in_join_order_page_by_page() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let mut expected = vec![owner.to_string()];
+    for _ in 0..6 {
+        expected.push(
+            app.add_member(&tenant.id, owner, roles::MEMBER)
+                .await
+                .to_string(),
+        );
+    }
+    let mut client = app.members(&app.tenant_token(owner, &tenant.id, roles::VIEWER));
+
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = client
+            .list_members(pb::ListMembersRequest {
+                tenant_id: tenant.id.clone(),
+                page_size: 3,
+                page_token: token,
+            })
+            .await
+            .expect("list members")
+            .into_inner();
+        pages += 1;
+        assert!(page.members.len() <= 3);
+        seen.extend(page.members.into_iter().map(|m| m.user_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+    assert_code(
+        client
+            .list_members(pb::ListMembersRequest {
+                tenant_id: tenant.id.clone(),
+                page_size: -1,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_members_role_changes_and_only_role_can_be_updated() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let bob = app.add_member(&tenant.id, owner, roles::MEMBER).await;
+    let mut owner_client = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
+
+    let updated = owner_client
+        .update_member(role_change(&tenant.id, bob, "admin"))
+        .await
+        .expect("update");
+    assert_eq!(updated.into_inner().role, "admin");
+    let mut bad_mask = role_change(&tenant.id, bob, "viewer");
+    bad_mask.update_mask = Some(prost_types::FieldMask {
+        paths: vec!["email".into()],
+    });
+    let status = assert_code(
+        owner_client.update_member(bad_mask).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["update_mask"]);
+    assert_code(
+        owner_client
+            .update_member(role_change(&tenant.id, UserId::new(), "viewer"))
+            .await,
+        Code::NotFound,
+    );
+    // Without the permission: refused.
+    let viewer = app.add_member(&tenant.id, owner, roles::VIEWER).await;
+    assert_code(
+        app.members(&app.tenant_token(viewer, &tenant.id, roles::VIEWER))
+            .update_member(role_change(&tenant.id, bob, "viewer"))
+            .await,
+        Code::PermissionDenied,
+    );
+    // Admins cannot make owners; owners can.
+    assert_code(
+        app.members(&app.tenant_token(bob, &tenant.id, roles::ADMIN))
+            .update_member(role_change(&tenant.id, viewer, "owner"))
+            .await,
+        Code::PermissionDenied,
+    );
+    owner_client
+        .update_member(role_change(&tenant.id, viewer, "owner"))
+        .await
+        .expect("promote");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_owner_can_be_neither_removed_nor_demoted() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let mut client = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
+
+    let status = assert_conflict(client.remove_member(removal(&tenant.id, owner)).await);
+    assert!(status.message().contains("last owner"), "{status:?}");
+    let status = assert_conflict(
+        client
+            .update_member(role_change(&tenant.id, owner, "admin"))
+            .await,
+    );
+    assert!(status.message().contains("last owner"), "{status:?}");
+
+    // With a second owner, the first can step down and then leave.
+    let second = app.add_member(&tenant.id, owner, roles::OWNER).await;
+    client
+        .update_member(role_change(&tenant.id, owner, "admin"))
+        .await
+        .expect("demote");
+    let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
+    assert_conflict(
+        second_client
+            .remove_member(removal(&tenant.id, second))
+            .await,
+    );
+    second_client
+        .remove_member(removal(&tenant.id, owner))
+        .await
+        .expect("remove the former owner");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_member_is_gone_and_members_may_leave_on_their_own() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let (bob, carol) = (
+        app.add_member(&tenant.id, owner, roles::MEMBER).await,
+        app.add_member(&tenant.id, owner, roles::VIEWER).await,
+    );
+    let mut owner_client = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
+
+    owner_client
+        .remove_member(removal(&tenant.id, bob))
+        .await
+        .expect("remove bob");
+    assert_code(
+        owner_client
+            .get_member(pb::GetMemberRequest {
+                tenant_id: tenant.id.clone(),
+                user_id: bob.to_string(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert_code(
+        owner_client.remove_member(removal(&tenant.id, bob)).await,
+        Code::NotFound,
+    );
+    let bobs = app
+        .tenants(&app.user_token(bob))
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list");
+    assert!(bobs.into_inner().tenants.is_empty());
+
+    // Carol has no right to remove anyone, but she may leave.
+    let mut carol_client = app.members(&app.tenant_token(carol, &tenant.id, roles::VIEWER));
+    assert_code(
+        carol_client.remove_member(removal(&tenant.id, owner)).await,
+        Code::PermissionDenied,
+    );
+    carol_client
+        .remove_member(removal(&tenant.id, carol))
+        .await
+        .expect("carol leaves");
+    let left = owner_client
+        .list_members(pb::ListMembersRequest {
+            tenant_id: tenant.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .members;
+    assert_eq!(
+        left.into_iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![owner.to_string()]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_owners_removing_each_other_at_once_leave_one_owner() {
+    let app = TestApp::spawn().await;
+    let first = UserId::new();
+    let tenant = app.create_active_tenant(first, "acme").await;
+    let second = app.add_member(&tenant.id, first, roles::OWNER).await;
+    let mut first_client = app.members(&app.tenant_token(first, &tenant.id, roles::OWNER));
+    let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
+
+    let (a, b) = tokio::join!(
+        first_client.remove_member(removal(&tenant.id, second)),
+        second_client.remove_member(removal(&tenant.id, first)),
+    );
+    assert_eq!(
+        a.is_ok() as u8 + b.is_ok() as u8,
+        1,
+        "exactly one removal wins: {a:?} {b:?}"
+    );
+    let left = app
+        .members(&app.platform_admin_token())
+        .list_members(pb::ListMembersRequest {
+            tenant_id: tenant.id.clone(),
+            ..Default::default()
+        })
+        .await;
+    // A platform token is not the tenant's token: it cannot list members.
+    assert_code(left, Code::PermissionDenied);
+    let survivor = if a.is_ok() { first } else { second };
+    let members = app
+        .members(&app.tenant_token(survivor, &tenant.id, roles::OWNER))
+        .list_members(pb::ListMembersRequest {
+            tenant_id: tenant.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].user_id.clone(), members[0].role.as_str()),
+        (survivor.to_string(), "owner")
+    );
+    app.stop().await;
+}

@@ -1,0 +1,442 @@
+//! Creating tenants, finding them, and their lifecycle.
+
+mod common;
+
+use common::{TestApp, assert_code, assert_conflict, violated_fields};
+use keel_kernel::UserId;
+use keel_kernel::auth::roles;
+use keel_proto::tenancy::v1 as pb;
+use tonic::Code;
+
+fn new_tenant(name: &str, slug: &str) -> pb::CreateTenantRequest {
+    pb::CreateTenantRequest {
+        tenant: Some(pb::Tenant {
+            name: name.into(),
+            slug: slug.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn creating_a_tenant_makes_the_creator_its_owner() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+
+    let tenant = app.create_tenant(owner, "Acme Corp", "acme").await;
+
+    assert_eq!(
+        (tenant.name.as_str(), tenant.slug.as_str()),
+        ("Acme Corp", "acme")
+    );
+    assert_eq!(tenant.state, pb::TenantState::PendingApproval as i32);
+    assert_eq!(tenant.created_by, owner.to_string());
+    assert_eq!(tenant.plan, "free");
+    let members = app
+        .members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .list_members(pb::ListMembersRequest {
+            tenant_id: tenant.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list members")
+        .into_inner()
+        .members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].user_id.clone(), members[0].role.as_str()),
+        (owner.to_string(), "owner")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_taken_slug_is_a_conflict_that_names_the_slug() {
+    let app = TestApp::spawn().await;
+    app.create_tenant(UserId::new(), "Acme", "acme").await;
+
+    let status = assert_conflict(
+        app.tenants(&app.user_token(UserId::new()))
+            .create_tenant(new_tenant("Acme again", "acme"))
+            .await,
+    );
+    assert!(status.message().contains("acme"), "{status:?}");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_name_and_slug_are_reported_together() {
+    let app = TestApp::spawn().await;
+    let mut tenants = app.tenants(&app.user_token(UserId::new()));
+
+    let status = assert_code(
+        tenants.create_tenant(new_tenant("  ", "Not A Slug")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["tenant.name", "tenant.slug"]);
+    let status = assert_code(
+        tenants
+            .create_tenant(pb::CreateTenantRequest { tenant: None })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["tenant"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    assert_code(
+        app.anonymous_tenants()
+            .create_tenant(new_tenant("Acme", "acme"))
+            .await,
+        Code::Unauthenticated,
+    );
+    let forged = app
+        .issuer
+        .unknown_kid_token(keel_testkit::tokens::TokenSpec::any_user());
+    assert_code(
+        app.tenants(&forged)
+            .list_tenants(pb::ListTenantsRequest::default())
+            .await,
+        Code::Unauthenticated,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn list_tenants_returns_the_callers_tenants_page_by_page() {
+    let app = TestApp::spawn().await;
+    let (me, someone_else) = (UserId::new(), UserId::new());
+    let mut mine = Vec::new();
+    for n in 0..5 {
+        mine.push(
+            app.create_tenant(me, &format!("Mine {n}"), &format!("mine-{n}"))
+                .await
+                .id,
+        );
+    }
+    app.create_tenant(someone_else, "Theirs", "theirs").await;
+
+    let mut client = app.tenants(&app.user_token(me));
+    let (mut seen, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = client
+            .list_tenants(pb::ListTenantsRequest {
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("list tenants")
+            .into_inner();
+        assert!(page.tenants.len() <= 2);
+        seen.extend(page.tenants.into_iter().map(|t| t.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, mine, "all mine, oldest first, nobody else's");
+    let status = assert_code(
+        client
+            .list_tenants(pb::ListTenantsRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["page_token"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_platform_admins_list_every_tenant() {
+    let app = TestApp::spawn().await;
+    let a = app.create_tenant(UserId::new(), "A", "tenant-a").await;
+    let b = app.create_tenant(UserId::new(), "B", "tenant-b").await;
+    let all = pb::ListTenantsRequest {
+        all_tenants: true,
+        state: pb::TenantState::PendingApproval as i32,
+        ..Default::default()
+    };
+
+    let listed = app
+        .tenants(&app.platform_admin_token())
+        .list_tenants(all.clone())
+        .await
+        .expect("list all")
+        .into_inner()
+        .tenants;
+    assert_eq!(
+        listed.into_iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![a.id.clone(), b.id]
+    );
+    assert_code(
+        app.tenants(&app.user_token(UserId::new()))
+            .list_tenants(all.clone())
+            .await,
+        Code::PermissionDenied,
+    );
+    // An owner's `*` counts inside its tenant only, never as a platform right.
+    let owner_token = app.tenant_token(a.created_by.parse().expect("user id"), &a.id, roles::OWNER);
+    assert_code(
+        app.tenants(&owner_token).list_tenants(all).await,
+        Code::PermissionDenied,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn get_tenant_needs_membership_or_the_tenants_own_token() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_tenant(owner, "Acme", "acme").await;
+    let other = app.create_tenant(UserId::new(), "Other", "other").await;
+    let get = |id: &str| pb::GetTenantRequest {
+        tenant_id: id.into(),
+    };
+
+    // The owner sees the pending tenant with a token not yet scoped to it.
+    let got = app
+        .tenants(&app.user_token(owner))
+        .get_tenant(get(&tenant.id))
+        .await
+        .expect("get");
+    assert_eq!(got.into_inner().slug, "acme");
+    // A stranger does not learn that it exists.
+    assert_code(
+        app.tenants(&app.user_token(UserId::new()))
+            .get_tenant(get(&tenant.id))
+            .await,
+        Code::NotFound,
+    );
+    // A token for one tenant cannot read another.
+    let token = app.tenant_token(owner, &tenant.id, roles::VIEWER);
+    assert_code(
+        app.tenants(&token).get_tenant(get(&other.id)).await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(
+        app.tenants(&token)
+            .get_tenant(get(&tenant.id))
+            .await
+            .expect("own")
+            .into_inner()
+            .id,
+        tenant.id
+    );
+    assert_code(
+        app.tenants(&token).get_tenant(get("not-a-uuid")).await,
+        Code::InvalidArgument,
+    );
+    // Platform admins read any tenant.
+    app.tenants(&app.platform_admin_token())
+        .get_tenant(get(&other.id))
+        .await
+        .expect("admin reads");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_goes_from_pending_to_active_to_suspended_and_back_then_deleted() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_tenant(owner, "Acme", "acme").await;
+    let mut admin = app.tenants(&app.platform_admin_token());
+    let id = || tenant.id.clone();
+
+    let approved = admin
+        .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
+        .await
+        .expect("approve");
+    assert_eq!(approved.into_inner().state, pb::TenantState::Active as i32);
+    let suspended = admin
+        .suspend_tenant(pb::SuspendTenantRequest {
+            tenant_id: id(),
+            reason: "unpaid invoices".into(),
+        })
+        .await
+        .expect("suspend");
+    assert_eq!(
+        suspended.into_inner().state,
+        pb::TenantState::Suspended as i32
+    );
+    let reactivated = admin
+        .reactivate_tenant(pb::ReactivateTenantRequest { tenant_id: id() })
+        .await
+        .expect("reactivate");
+    assert_eq!(
+        reactivated.into_inner().state,
+        pb::TenantState::Active as i32
+    );
+
+    // The owner deletes it with the tenant's token; the tenant is soft-deleted.
+    let deleted = app
+        .tenants(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+        .delete_tenant(pb::DeleteTenantRequest { tenant_id: id() })
+        .await
+        .expect("delete");
+    assert_eq!(deleted.into_inner().state, pb::TenantState::Deleted as i32);
+    let listed = app
+        .tenants(&app.user_token(owner))
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(
+        listed.tenants.is_empty(),
+        "deleted tenants are not listed by default"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn illegal_lifecycle_transitions_are_refused_as_conflicts() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant(UserId::new(), "Acme", "acme").await;
+    let mut admin = app.tenants(&app.platform_admin_token());
+    let id = || tenant.id.clone();
+
+    let status = assert_conflict(
+        admin
+            .suspend_tenant(pb::SuspendTenantRequest {
+                tenant_id: id(),
+                reason: String::new(),
+            })
+            .await,
+    );
+    assert!(status.message().contains("pending approval"), "{status:?}");
+    assert_conflict(
+        admin
+            .reactivate_tenant(pb::ReactivateTenantRequest { tenant_id: id() })
+            .await,
+    );
+    admin
+        .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
+        .await
+        .expect("approve");
+    assert_conflict(
+        admin
+            .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
+            .await,
+    );
+    admin
+        .delete_tenant(pb::DeleteTenantRequest { tenant_id: id() })
+        .await
+        .expect("delete");
+    assert_conflict(
+        admin
+            .delete_tenant(pb::DeleteTenantRequest { tenant_id: id() })
+            .await,
+    );
+    assert_conflict(
+        admin
+            .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
+            .await,
+    );
+    assert_code(
+        admin
+            .approve_tenant(pb::ApproveTenantRequest {
+                tenant_id: uuid::Uuid::now_v7().to_string(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_platform_admins_approve_suspend_and_reactivate() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let pending = app.create_tenant(owner, "Pending", "pending").await;
+    let active = app.create_active_tenant(owner, "active").await;
+    let owner_of_active = app.tenant_token(owner, &active.id, roles::OWNER);
+
+    for token in [app.user_token(owner), owner_of_active.clone()] {
+        let mut client = app.tenants(&token);
+        assert_code(
+            client
+                .approve_tenant(pb::ApproveTenantRequest {
+                    tenant_id: pending.id.clone(),
+                })
+                .await,
+            Code::PermissionDenied,
+        );
+        assert_code(
+            client
+                .suspend_tenant(pb::SuspendTenantRequest {
+                    tenant_id: active.id.clone(),
+                    reason: String::new(),
+                })
+                .await,
+            Code::PermissionDenied,
+        );
+    }
+    // An owner may delete its own tenant, never another.
+    assert_code(
+        app.tenants(&owner_of_active)
+            .delete_tenant(pb::DeleteTenantRequest {
+                tenant_id: pending.id.clone(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    let admin_of_active = app.tenant_token(UserId::new(), &active.id, roles::ADMIN);
+    assert_code(
+        app.tenants(&admin_of_active)
+            .delete_tenant(pb::DeleteTenantRequest {
+                tenant_id: active.id.clone(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_auto_approval_a_new_tenant_is_active_at_once() {
+    let app = TestApp::spawn_auto_approving().await;
+    let tenant = app.create_tenant(UserId::new(), "Acme", "acme").await;
+    assert_eq!(tenant.state, pb::TenantState::Active as i32);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    app.tenants(&app.platform_admin_token())
+        .suspend_tenant(pb::SuspendTenantRequest {
+            tenant_id: tenant.id.clone(),
+            reason: "abuse".into(),
+        })
+        .await
+        .expect("suspend");
+    let token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+
+    let status = assert_conflict(
+        app.members(&token)
+            .create_invitation(pb::CreateInvitationRequest {
+                tenant_id: tenant.id.clone(),
+                email: "new@example.com".into(),
+                role: "member".into(),
+            })
+            .await,
+    );
+    assert!(status.message().contains("suspended"), "{status:?}");
+    assert_conflict(
+        app.modules(&token)
+            .enable_module(pb::EnableModuleRequest {
+                tenant_id: tenant.id.clone(),
+                module: "ai".into(),
+            })
+            .await,
+    );
+    app.stop().await;
+}
