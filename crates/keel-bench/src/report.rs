@@ -36,7 +36,9 @@ impl Report {
         out.push_str("# Benchmarks\n\n");
         out.push_str("Produced by `make bench` (`cargo run --release -p keel-bench -- --write BENCHMARKS.md`), ");
         out.push_str("against the local Postgres and a private NATS JetStream server, on a shared machine with ");
-        out.push_str(&format!("{cores} cores. Machines here are noisy: compare figures within one run, not across runs.\n\n"));
+        out.push_str(&format!("{cores} cores. Machines here are noisy: compare figures within one run, not across runs. \
+             The local Postgres is the disposable dev cluster (fsync, synchronous_commit and \
+             full_page_writes off), so these figures leave out the cost of flushing to disk.\n\n"));
         out.push_str(&format!(
             "Run at {}.\n",
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
