@@ -138,6 +138,17 @@ provision_services() {
     done
 }
 
+# identity: its dev signing key (Ed25519, PKCS#8 PEM), generated once under .dev/keys and listed in
+# config/identity.yaml. Real deployments mount their keys from a secret; no key is ever in source.
+identity_dev_key() {
+    local key="$DEV/keys/identity-dev-1.pem"
+    [ -f "$key" ] && return 0
+    mkdir -p "$DEV/keys" && chmod 700 "$DEV/keys"
+    (umask 077 && openssl genpkey -algorithm ed25519 -out "$key" 2>/dev/null) ||
+        { warn "identity: cannot generate its signing key $(rel "$key") (is openssl installed?)"; return 1; }
+    say "identity: generated a dev signing key $(rel "$key")"
+}
+
 cmd_start() {
     local services=() svc pid bin log started=() failed=()
     mkdir -p "$LOGS" "$PIDS"
@@ -152,6 +163,7 @@ cmd_start() {
         if grep -q '^database:' "$ROOT/config/$svc.yaml"; then with_db+=("$svc"); fi
     done
     [ "${#with_db[@]}" -eq 0 ] || provision_services "${with_db[@]}"
+    case " ${services[*]} " in *" identity "*) identity_dev_key ;; esac
 
     for svc in "${services[@]}"; do
         pid="$(service_pid "$svc")"

@@ -1,0 +1,83 @@
+//! Wiring: the kernel's platform with identity's handlers, its tenancy consumer and its JWKS.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use keel_kernel::Error;
+use keel_kernel::app::{Platform, Running};
+use keel_kernel::auth::{JwtVerifier, PublicPaths};
+use keel_kernel::config::Config;
+use keel_proto::identity::v1::access_service_server::AccessServiceServer;
+use keel_proto::identity::v1::auth_service_server::AuthServiceServer;
+use keel_proto::identity::v1::user_service_server::UserServiceServer;
+use sqlx::migrate::Migrator;
+
+use crate::domain::{PasswordHasherConfig, secrets};
+use crate::events::tenancy::TenancyEvents;
+use crate::grpc::access::AccessApi;
+use crate::grpc::auth::AuthApi;
+use crate::grpc::users::UserApi;
+use crate::grpc::{PUBLIC_METHODS, State};
+use crate::keys::KeyRing;
+use crate::settings::IdentitySettings;
+use crate::tokens::TokenIssuer;
+
+/// Identity's migrations; the kernel runs its own first.
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Where identity serves its JWKS over plain HTTP, on the admin port.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// Load the signing keys, connect, migrate, start the relay and the tenancy consumer, and serve
+/// identity on the configured ports (port 0 in tests).
+pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
+    let settings = Arc::new(config.app.clone());
+    // Keys first: a missing key file should stop start-up before anything connects.
+    let keys = Arc::new(KeyRing::load(&settings.signing)?);
+    let hasher = PasswordHasherConfig::new(&settings.password_hashing)?;
+    let dummy_hash = hasher.hash_async(secrets::random_token()).await?;
+
+    let mut platform = Platform::start(config, &MIGRATIONS).await?;
+    let auth = &platform.config.auth;
+    let tokens = TokenIssuer::new(
+        keys.clone(),
+        &auth.issuer,
+        &auth.audience,
+        settings.tokens.access_ttl_secs,
+        settings.tokens.api_key_token_ttl_secs,
+    );
+    // Identity verifies its own tokens with its own keys, in process: no HTTP round trip to itself.
+    let verifier = JwtVerifier::from_jwks(auth, &keys.jwks());
+    let state = State {
+        db: platform.db.clone(),
+        outbox: platform.outbox.clone(),
+        tokens,
+        hasher,
+        settings,
+        dummy_hash: dummy_hash.into(),
+        service: platform.config.service.clone().into(),
+    };
+
+    platform.consume(
+        "tenancy",
+        "tenancy.>",
+        Arc::new(TenancyEvents::new(platform.outbox.clone())),
+    );
+    let jwks = keys.jwks();
+    platform.admin_routes(axum::Router::new().route(
+        JWKS_PATH,
+        get(move || std::future::ready(axum::Json(jwks.clone()))),
+    ));
+
+    let public = PUBLIC_METHODS
+        .iter()
+        .fold(PublicPaths::standard(), |paths, method| {
+            paths.method(*method)
+        });
+    let server = platform
+        .grpc_server(verifier, public)
+        .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
+        .add_service(UserServiceServer::new(UserApi::new(state.clone())))
+        .add_service(AccessServiceServer::new(AccessApi::new(state)));
+    platform.serve(server).await
+}

@@ -1,0 +1,14 @@
+//! Identity's domain types: validated at the boundary, trusted inside.
+
+pub mod email;
+pub mod ids;
+pub mod lockout;
+pub mod names;
+pub mod password;
+pub mod permissions;
+pub mod secrets;
+
+pub use email::Email;
+pub use ids::{ApiKeyId, RoleId, SessionId};
+pub use names::{DisplayName, RoleName};
+pub use password::{Password, PasswordHasherConfig};

@@ -1,0 +1,175 @@
+//! The permission catalogue (`<context>.<resource>.<action>`) and the built-in roles.
+//!
+//! The catalogue lives in code, versioned with the services that check it; custom roles and API
+//! key scopes may only use its entries. Built-in roles are patterns (the kernel's wildcard rules),
+//! so a new catalogue entry is covered by them without a data migration.
+
+use keel_kernel::auth::{ALL_PERMISSIONS, any_matches, roles};
+
+/// Every permission a role or API key can grant, with what it allows.
+pub const CATALOGUE: &[(&str, &str)] = &[
+    // identity
+    ("identity.role.list", "List the tenant's roles"),
+    ("identity.role.create", "Create custom roles"),
+    ("identity.api_key.list", "List the tenant's API keys"),
+    ("identity.api_key.create", "Create API keys"),
+    ("identity.api_key.delete", "Revoke API keys"),
+    ("identity.audit_event.list", "Read the tenant's audit log"),
+    // tenancy (the names tenancy's handlers check)
+    ("tenancy.tenant.delete", "Delete the tenant"),
+    ("tenancy.member.read", "List members"),
+    ("tenancy.member.update", "Change a member's role"),
+    ("tenancy.member.remove", "Remove a member"),
+    ("tenancy.invitation.create", "Invite people"),
+    ("tenancy.module.manage", "Enable and disable modules"),
+    ("tenancy.flag.manage", "Override feature flags"),
+    // billing
+    ("billing.plan.read", "Read plans and prices"),
+    ("billing.subscription.read", "Read the subscription"),
+    ("billing.subscription.update", "Change the subscription"),
+    ("billing.invoice.read", "Read invoices"),
+    ("billing.usage.read", "Read usage meters"),
+    // delivery
+    ("delivery.project.read", "Read projects"),
+    ("delivery.project.create", "Create projects"),
+    ("delivery.project.update", "Change projects"),
+    ("delivery.project.delete", "Delete projects"),
+    ("delivery.task.read", "Read tasks"),
+    ("delivery.task.create", "Create tasks"),
+    ("delivery.task.update", "Change tasks"),
+    ("delivery.task.assign", "Assign tasks"),
+    ("delivery.task.approve", "Approve or reject tasks"),
+    ("delivery.comment.read", "Read comments"),
+    ("delivery.comment.create", "Comment"),
+    // marketplace
+    ("marketplace.listing.read", "Read listings"),
+    ("marketplace.listing.create", "Create listings"),
+    ("marketplace.listing.update", "Change listings"),
+    ("marketplace.offer.read", "Read offers"),
+    ("marketplace.offer.create", "Make offers"),
+    ("marketplace.order.read", "Read orders"),
+    ("marketplace.order.create", "Place orders"),
+    ("marketplace.order.update", "Change orders"),
+    ("marketplace.dispute.read", "Read disputes"),
+    ("marketplace.dispute.create", "Open disputes"),
+    ("marketplace.dispute.resolve", "Resolve disputes"),
+    // ai
+    ("ai.completion.create", "Call models through the AI gateway"),
+    ("ai.usage.read", "Read AI usage"),
+    ("ai.memory.read", "Read tenant memory"),
+    ("ai.memory.write", "Write tenant memory"),
+];
+
+/// Read-only access shared by every built-in role below admin.
+const READ_ONLY: &[&str] = &[
+    "tenancy.member.read",
+    "identity.role.list",
+    "billing.plan.read",
+    "delivery.*.read",
+    "marketplace.*.read",
+    "ai.usage.read",
+];
+
+/// What only an owner may do; admin is everything else.
+const ADMIN: &[&str] = &[
+    "identity.*.*",
+    "tenancy.member.*",
+    "tenancy.invitation.*",
+    "tenancy.module.*",
+    "tenancy.flag.*",
+    "billing.*.read",
+    "delivery.*.*",
+    "marketplace.*.*",
+    "ai.*.*",
+];
+
+const MEMBER_EXTRA: &[&str] = &[
+    "delivery.*.*",
+    "marketplace.*.*",
+    "ai.completion.create",
+    "ai.memory.*",
+];
+
+/// Platform rights, granted on unscoped tokens to the platform admins named in the config, and
+/// never through a tenant role (tenancy honours them only on tokens without a tenant).
+pub const PLATFORM_ADMIN_ROLE: &str = "platform_admin";
+pub const PLATFORM: &[&str] = &[
+    "tenancy.tenant.approve",
+    "tenancy.tenant.suspend",
+    "tenancy.tenant.reactivate",
+    "tenancy.tenant.read",
+];
+
+/// Whether `name` is a catalogue permission.
+pub fn is_known(name: &str) -> bool {
+    CATALOGUE.iter().any(|(known, _)| *known == name)
+}
+
+/// The permission patterns of a built-in role, or `None` for any other name.
+pub fn built_in(role: &str) -> Option<Vec<String>> {
+    let patterns: Vec<&str> = match role {
+        roles::OWNER => vec![ALL_PERMISSIONS],
+        roles::ADMIN => ADMIN.to_vec(),
+        roles::MEMBER => READ_ONLY.iter().chain(MEMBER_EXTRA).copied().collect(),
+        roles::VIEWER => READ_ONLY.to_vec(),
+        _ => return None,
+    };
+    Some(patterns.into_iter().map(str::to_owned).collect())
+}
+
+pub fn built_in_description(role: &str) -> &'static str {
+    match role {
+        roles::OWNER => "Everything in the tenant, including deleting it",
+        roles::ADMIN => "Everything except what only an owner may do",
+        roles::MEMBER => "Day-to-day work on the tenant's business data",
+        roles::VIEWER => "Read-only access",
+        _ => "",
+    }
+}
+
+/// The catalogue entries the granted patterns cover: what a built-in role means in full.
+pub fn expand(patterns: &[String]) -> Vec<String> {
+    CATALOGUE
+        .iter()
+        .filter(|(name, _)| any_matches(patterns, name))
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_name_has_three_segments() {
+        for (name, _) in CATALOGUE {
+            assert_eq!(name.split('.').count(), 3, "{name}");
+        }
+    }
+
+    #[test]
+    fn built_in_roles_are_nested() {
+        let viewer = built_in("viewer").expect("viewer");
+        let member = built_in("member").expect("member");
+        let admin = built_in("admin").expect("admin");
+        for perm in expand(&viewer) {
+            assert!(any_matches(&member, &perm), "member lacks {perm}");
+        }
+        for perm in expand(&member) {
+            assert!(any_matches(&admin, &perm), "admin lacks {perm}");
+        }
+        assert!(!any_matches(&admin, "tenancy.tenant.delete"));
+        assert!(any_matches(
+            &built_in("owner").expect("owner"),
+            "tenancy.tenant.delete"
+        ));
+    }
+
+    #[test]
+    fn viewers_cannot_manage_api_keys() {
+        assert!(!any_matches(
+            &built_in("viewer").expect("viewer"),
+            "identity.api_key.create"
+        ));
+    }
+}

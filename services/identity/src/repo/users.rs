@@ -1,0 +1,125 @@
+//! Users and their credentials (global tables).
+
+use chrono::{DateTime, Utc};
+use keel_kernel::{Error, UserId};
+use sqlx::PgConnection;
+
+use crate::domain::{DisplayName, Email};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, email, display_name, email_verified, created_at, updated_at";
+
+/// Insert a user and their password hash. A taken email is CONFLICT naming `email`.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn create(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &Email,
+    display_name: &DisplayName,
+    password_hash: &str,
+) -> Result<UserRow, Error> {
+    let user: UserRow = sqlx::query_as(&format!(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(email.as_str())
+    .bind(display_name.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|err| match Error::from(err) {
+        conflict if conflict.code() == keel_kernel::ErrorCode::Conflict => {
+            Error::conflict("email: an account with this email already exists")
+        }
+        other => other,
+    })?;
+    sqlx::query("INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2)")
+        .bind(id)
+        .bind(password_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(user)
+}
+
+pub async fn get(conn: &mut PgConnection, id: UserId) -> Result<Option<UserRow>, Error> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// The user with this email (any case) and their password hash.
+pub async fn find_for_login(
+    conn: &mut PgConnection,
+    normalized_email: &str,
+) -> Result<Option<(UserRow, String)>, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: String,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, u.email_verified, u.created_at, u.updated_at, c.password_hash \
+         FROM users u JOIN credentials c ON c.user_id = u.id WHERE lower(u.email) = $1",
+    )
+    .bind(normalized_email)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| (row.user, row.password_hash)))
+}
+
+pub async fn password_hash(conn: &mut PgConnection, id: UserId) -> Result<Option<String>, Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT password_hash FROM credentials WHERE user_id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(hash,)| hash))
+}
+
+pub async fn set_password_hash(
+    conn: &mut PgConnection,
+    id: UserId,
+    hash: &str,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE credentials SET password_hash = $2, updated_at = now() WHERE user_id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_display_name(
+    conn: &mut PgConnection,
+    id: UserId,
+    name: &DisplayName,
+) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn mark_verified(conn: &mut PgConnection, id: UserId) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}

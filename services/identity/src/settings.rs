@@ -1,0 +1,187 @@
+//! Identity's own settings: the `app:` section of `config/identity.yaml`.
+
+use std::path::PathBuf;
+
+use keel_kernel::config::{ConfigError, Validate};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    pub signing: SigningSettings,
+    pub tokens: TokenSettings,
+    pub password_hashing: HashingSettings,
+    pub lockout: LockoutSettings,
+    /// Emails (any case) of platform admins: their unscoped tokens carry the platform rights
+    /// (approving, suspending, reactivating and reading any tenant).
+    pub platform_admins: Vec<String>,
+}
+
+/// Signing keys come from files (mounted secrets in Kubernetes, `.dev/keys` locally), never from
+/// source. Every listed key is published in the JWKS; only `active_kid` signs. Rotation: add the
+/// new key, wait at least the verifiers' JWKS refetch interval, switch `active_kid`, and remove the
+/// old key once the last token it signed has expired (the access-token TTL).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSettings {
+    pub active_kid: String,
+    pub keys: Vec<SigningKeyFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyFile {
+    pub kid: String,
+    /// A PKCS#8 PEM Ed25519 private key (`openssl genpkey -algorithm ed25519`).
+    pub private_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Access tokens are short-lived: role changes and revocations reach services by expiry.
+    pub access_ttl_secs: u64,
+    /// A session ends unless refreshed within this long.
+    pub refresh_ttl_secs: u64,
+    pub api_key_token_ttl_secs: u64,
+    pub email_verification_ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            api_key_token_ttl_secs: 5 * 60,
+            email_verification_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// argon2id cost. The defaults are OWASP's minimum (19 MiB, 2 passes); tests lower them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        HashingSettings {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Brute-force protection, kept per account (the email as typed, whether or not it exists) and
+/// per client IP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Failures counted within this window; the count restarts after a quiet window.
+    pub window_secs: u64,
+    /// Failures allowed without any delay.
+    pub free_attempts: u32,
+    /// The delay after the first delayed failure; it doubles with each further failure.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Failures on one account that lock it for `lock_secs`.
+    pub account_threshold: u32,
+    /// Failures from one IP that lock it out for `lock_secs`.
+    pub ip_threshold: u32,
+    pub lock_secs: u64,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        LockoutSettings {
+            window_secs: 15 * 60,
+            free_attempts: 3,
+            base_delay_ms: 500,
+            max_delay_ms: 8_000,
+            account_threshold: 10,
+            ip_threshold: 50,
+            lock_secs: 15 * 60,
+        }
+    }
+}
+
+impl Validate for IdentitySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.signing.keys.is_empty() {
+            return Err(ConfigError::invalid(
+                "app.signing.keys",
+                "must list at least one signing key file",
+            ));
+        }
+        for (i, key) in self.signing.keys.iter().enumerate() {
+            if key.kid.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("app.signing.keys[{i}].kid"),
+                    "must not be empty",
+                ));
+            }
+            if self.signing.keys[..i]
+                .iter()
+                .any(|other| other.kid == key.kid)
+            {
+                return Err(ConfigError::invalid(
+                    format!("app.signing.keys[{i}].kid"),
+                    "is listed twice",
+                ));
+            }
+        }
+        if !self
+            .signing
+            .keys
+            .iter()
+            .any(|key| key.kid == self.signing.active_kid)
+        {
+            return Err(ConfigError::invalid(
+                "app.signing.active_kid",
+                "must be the kid of one of app.signing.keys",
+            ));
+        }
+        let t = &self.tokens;
+        for (key, value) in [
+            ("app.tokens.access_ttl_secs", t.access_ttl_secs),
+            ("app.tokens.refresh_ttl_secs", t.refresh_ttl_secs),
+            (
+                "app.tokens.api_key_token_ttl_secs",
+                t.api_key_token_ttl_secs,
+            ),
+            (
+                "app.tokens.email_verification_ttl_secs",
+                t.email_verification_ttl_secs,
+            ),
+        ] {
+            if value == 0 || value > i32::MAX as u64 {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+        let h = &self.password_hashing;
+        argon2::Params::new(h.memory_kib, h.iterations, h.parallelism, None)
+            .map_err(|err| ConfigError::invalid("app.password_hashing", err.to_string()))?;
+        let l = &self.lockout;
+        if l.account_threshold == 0 || l.ip_threshold == 0 {
+            return Err(ConfigError::invalid(
+                "app.lockout",
+                "thresholds must be at least 1",
+            ));
+        }
+        if l.window_secs == 0 || l.lock_secs == 0 {
+            return Err(ConfigError::invalid(
+                "app.lockout",
+                "window_secs and lock_secs must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
