@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod events;
+mod identity;
 mod report;
 
 use report::Report;
@@ -22,6 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let mut report = Report::new();
     events::relay_throughput(&mut report, if quick { 2_000 } else { 20_000 }).await?;
     events::commit_to_effect_latency(&mut report, if quick { 100 } else { 1_000 }).await?;
+    identity::login_and_verification(
+        &mut report,
+        if quick { 10 } else { 100 },
+        if quick { 1_000 } else { 20_000 },
+    )
+    .await?;
 
     let markdown = report.markdown();
     println!("{markdown}");

@@ -232,3 +232,25 @@ pub fn config(service: &str, database: DatabaseConfig, nats: NatsConfig) -> Conf
     config.nats = nats;
     config
 }
+
+/// [`config`] with a service's own settings in `app`.
+pub fn config_with<S>(
+    service: &str,
+    database: DatabaseConfig,
+    nats: NatsConfig,
+    app: S,
+) -> Config<S> {
+    let base = config(service, database, nats);
+    Config {
+        service: base.service,
+        grpc: base.grpc,
+        admin: base.admin,
+        database: base.database,
+        nats: base.nats,
+        auth: base.auth,
+        telemetry: base.telemetry,
+        outbox: base.outbox,
+        consumer: base.consumer,
+        app,
+    }
+}

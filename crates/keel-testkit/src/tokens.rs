@@ -465,3 +465,23 @@ fn unix_now() -> i64 {
         .expect("the clock is after 1970")
         .as_secs() as i64
 }
+
+/// Write a fresh Ed25519 private key to `path` as a PKCS#8 PEM file, exactly what
+/// `openssl genpkey -algorithm ed25519` writes: identity's signing-key format.
+pub fn write_ed25519_pem(path: &std::path::Path) {
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = signing
+        .to_pkcs8_der()
+        .expect("a fresh Ed25519 key always encodes as PKCS#8");
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII"))
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    std::fs::write(path, pem).expect("write the key file");
+}
