@@ -181,6 +181,12 @@ impl Error {
         }
     }
 
+    /// Tell the client when to retry (google.rpc.RetryInfo; the gateway's `Retry-After`).
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
     /// Attach an internal cause to any error (e.g. the database error behind UNAVAILABLE).
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
         self.cause = Some(cause.into());

@@ -208,6 +208,7 @@ fn locked_out(wait: std::time::Duration) -> Error {
         ErrorCode::RateLimit,
         format!("too many failed sign-in attempts; try again in {seconds} seconds"),
     )
+    .with_retry_after(std::time::Duration::from_secs(seconds))
 }
 
 /// The failure counters an attempt is checked against, with their lockout thresholds.
