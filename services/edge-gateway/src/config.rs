@@ -1,0 +1,673 @@
+//! The gateway's configuration: `config/edge-gateway.yaml` (listener, auth, telemetry, where the
+//! route table is) and the route table it names (`config/routes.yaml`: upstreams, which gRPC
+//! services they serve, public methods, rate limits, CORS, forwarded headers).
+//!
+//! Both are strict (`deny_unknown_fields`) and a bad file stops start-up with the line at fault:
+//! shape and value errors come from serde_yaml with their location; references that can only be
+//! checked later (an upstream or proto method that does not exist) are located by searching the
+//! text for the offending name. `KEEL__SECTION__KEY` environment variables override keys of the
+//! main file, as in every other service.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keel_kernel::config::{AuthConfig, TelemetryConfig};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Environment variables `KEEL__A__B=v` override key `a.b` of the main file.
+const ENV_PREFIX: &str = "KEEL__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// serde_yaml's message already ends with "at line L column C".
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path} line {line}: {message}")]
+    AtLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// `config/edge-gateway.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Log field, metrics label, error domain.
+    #[serde(default = "default_service")]
+    pub service: String,
+    pub http: HttpConfig,
+    /// A separate listener for `/metrics` (and `/healthz`, `/readyz`), so scrapes do not share the
+    /// public port. Without it `/metrics` is served on the main listener.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Where identity publishes its JWKS, and the issuer and audience tokens must carry.
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// The route table, relative to this file.
+    pub routes: PathBuf,
+}
+
+fn default_service() -> String {
+    "edge-gateway".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `127.0.0.1:0` picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Larger request bodies are refused with 413 before they are read.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests (and open streams) before cutting them.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Behind a load balancer that appends the client to `X-Forwarded-For`, trust its last entry
+    /// as the client's address. Off at the real edge: a client could claim any address.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+    /// Send `Strict-Transport-Security` (when TLS terminates in front of the gateway).
+    #[serde(default)]
+    pub hsts: bool,
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The route table
+// ---------------------------------------------------------------------------------------------
+
+/// `config/routes.yaml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    /// gRPC backends by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Exposed gRPC services by full name (`identity.v1.AuthService`): every method with a
+    /// `google.api.http` annotation becomes reachable.
+    pub services: BTreeMap<String, ServiceRoute>,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+    #[serde(default)]
+    pub cors: CorsConfig,
+    /// Client headers forwarded to upstreams as gRPC metadata, besides the ones the gateway
+    /// always sets (`authorization`, `x-request-id`, `traceparent`, `x-forwarded-for`). Internal
+    /// headers (`x-tenant-id`, `x-user-id`, `x-roles`, ...) cannot be listed.
+    #[serde(default)]
+    pub forward_headers: Vec<ForwardHeader>,
+    /// Exchanging `X-Api-Key` secrets through identity.
+    #[serde(default)]
+    pub api_keys: Option<ApiKeyConfig>,
+    /// Refusing suspended tenants and modules a tenant does not have, from tenancy.
+    #[serde(default)]
+    pub entitlements: Option<EntitlementsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `host:port` or `http://host:port` (h2c).
+    pub address: UpstreamAddress,
+    /// Per call; past it the client gets 504. For streams: until the first message, and then
+    /// between messages.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: NonZeroU64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: NonZeroU64,
+    /// Extra attempts for idempotent (GET) calls that fail with UNAVAILABLE. Never for others:
+    /// a POST that reached the service may have had its effect.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn default_timeout_ms() -> NonZeroU64 {
+    NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN)
+}
+fn default_connect_timeout_ms() -> NonZeroU64 {
+    NonZeroU64::new(1_000).unwrap_or(NonZeroU64::MIN)
+}
+
+impl UpstreamConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.get())
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms.get())
+    }
+}
+
+/// An upstream's URI, always `http://host:port`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UpstreamAddress(pub http::Uri);
+
+impl TryFrom<String> for UpstreamAddress {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let with_scheme = if value.contains("://") {
+            value.clone()
+        } else {
+            format!("http://{value}")
+        };
+        let uri: http::Uri = with_scheme
+            .parse()
+            .map_err(|err| format!("`{value}` is not host:port: {err}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!(
+                "`{value}`: only plain h2c (http://) upstreams are supported"
+            ));
+        }
+        if uri.port_u16().is_none() || uri.path() != "/" {
+            return Err(format!("`{value}` must be host:port with nothing after it"));
+        }
+        Ok(UpstreamAddress(uri))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRoute {
+    /// A key of `upstreams`.
+    pub upstream: String,
+    /// The module a tenant must have enabled to call this service (`delivery`, `ai`, ...). The
+    /// tenant must also be ACTIVE. Needs the `entitlements` section.
+    #[serde(default)]
+    pub module: Option<String>,
+    /// Refuse tenant-scoped calls for a tenant that is not ACTIVE (implied by `module`). Needs the
+    /// `entitlements` section.
+    #[serde(default)]
+    pub active_tenant: bool,
+    /// Overrides the default policy for every method of the service.
+    #[serde(default)]
+    pub rate_limit: Option<RateSpec>,
+    /// Per-method settings, by the method's proto name (`Login`).
+    #[serde(default)]
+    pub methods: BTreeMap<String, MethodRoute>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodRoute {
+    /// Callable without credentials (register, login, refresh, JWKS). A valid token is still
+    /// forwarded; an invalid one is dropped rather than refused.
+    #[serde(default)]
+    pub public: bool,
+    /// Whether a `{tenant_id}` in the path must equal the token's `tid` (default true). Turn off
+    /// only for methods whose service authorises cross-tenant callers itself (platform admins
+    /// approving tenants, a member reading a tenant before switching to it).
+    #[serde(default)]
+    pub tenant_match: Option<bool>,
+    #[serde(default)]
+    pub rate_limit: Option<RateSpec>,
+}
+
+/// A GCRA policy: `rate` requests per `per_secs`, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub rate: NonZeroU32,
+    #[serde(default = "default_per_secs")]
+    pub per_secs: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+fn default_per_secs() -> NonZeroU32 {
+    NonZeroU32::MIN
+}
+
+/// Default policies by who is calling. A route's own `rate_limit` replaces the default for it,
+/// with its own buckets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Public routes, per client IP.
+    #[serde(default)]
+    pub public: Option<RateSpec>,
+    /// Tenant-scoped tokens, per tenant.
+    #[serde(default)]
+    pub tenant: Option<RateSpec>,
+    /// API keys, per key.
+    #[serde(default)]
+    pub api_key: Option<RateSpec>,
+    /// Unscoped user tokens, per user.
+    #[serde(default)]
+    pub user: Option<RateSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`); `*` allows any origin (credentials are never
+    /// allowed cross-origin: tokens travel in `Authorization`, not cookies).
+    #[serde(default)]
+    pub allowed_origins: Vec<CorsOrigin>,
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: Vec::new(),
+            max_age_secs: default_cors_max_age(),
+        }
+    }
+}
+
+fn default_cors_max_age() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct CorsOrigin(pub String);
+
+impl TryFrom<String> for CorsOrigin {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == "*" {
+            return Ok(CorsOrigin(value));
+        }
+        let uri: http::Uri = value
+            .parse()
+            .map_err(|_| format!("`{value}` is not an origin"))?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || uri.host().is_none() || value.ends_with('/') || uri.path() != "/" {
+            return Err(format!(
+                "`{value}` is not an origin like https://app.example.com"
+            ));
+        }
+        Ok(CorsOrigin(value))
+    }
+}
+
+/// A header name that may be forwarded: valid, lowercase, and not one the gateway owns.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct ForwardHeader(pub http::HeaderName);
+
+impl TryFrom<String> for ForwardHeader {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let name = http::HeaderName::try_from(value.to_ascii_lowercase())
+            .map_err(|_| format!("`{value}` is not a header name"))?;
+        if crate::headers::is_reserved(name.as_str()) {
+            return Err(format!(
+                "`{value}` is set or stripped by the gateway itself and cannot be forwarded from clients"
+            ));
+        }
+        Ok(ForwardHeader(name))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The upstream serving `identity.v1.AuthService/ExchangeApiKey`.
+    pub upstream: String,
+    /// How long an exchange is reused (never past the minted token's own lifetime).
+    #[serde(default = "default_api_key_cache_secs")]
+    pub cache_secs: u64,
+}
+
+fn default_api_key_cache_secs() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementsConfig {
+    /// The upstream serving `tenancy.v1.ModuleService/GetEntitlements`.
+    pub upstream: String,
+    #[serde(default = "default_entitlements_cache_secs")]
+    pub cache_secs: u64,
+}
+
+fn default_entitlements_cache_secs() -> u64 {
+    10
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+/// A loaded configuration: the main file, its route table, and the route table's text (to locate
+/// reference errors found later, against the descriptors).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: GatewayConfig,
+    pub routes: RouteTable,
+    pub routes_source: Source,
+}
+
+/// Where a YAML document came from, kept to point at lines.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    /// An error at the first line mentioning `needle` (a name the file itself spelled).
+    pub fn error_at(&self, needle: &str, message: impl Into<String>) -> ConfigError {
+        let message = message.into();
+        match locate(&self.text, needle) {
+            Some(line) => ConfigError::AtLine {
+                path: self.path.clone(),
+                line,
+                message,
+            },
+            None => ConfigError::Invalid {
+                path: self.path.clone(),
+                message,
+            },
+        }
+    }
+}
+
+/// The 1-based line of the first occurrence of `needle` as a whole YAML token.
+fn locate(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let code = line.split(" #").next().unwrap_or(line);
+            code.match_indices(needle).any(|(at, _)| {
+                let before = code[..at].chars().next_back();
+                let after = code[at + needle.len()..].chars().next();
+                let boundary = |c: Option<char>| {
+                    c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                };
+                boundary(before) && boundary(after)
+            })
+        })
+        .map(|index| index + 1)
+}
+
+impl Loaded {
+    /// Read the main file at `path` (with `KEEL__*` overrides from the process environment) and
+    /// the route table it names.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = read(path)?;
+        let config: GatewayConfig = parse_with_env(&text, path, std::env::vars())?;
+        let routes_path = path.parent().unwrap_or(Path::new(".")).join(&config.routes);
+        let routes_text = read(&routes_path)?;
+        Loaded::from_parts(config, &routes_text, &routes_path)
+    }
+
+    /// A configuration from an already parsed main file and the route table's text.
+    pub fn from_parts(
+        config: GatewayConfig,
+        routes_text: &str,
+        routes_path: &Path,
+    ) -> Result<Loaded, ConfigError> {
+        let routes: RouteTable = parse(routes_text, routes_path)?;
+        let source = Source {
+            path: routes_path.to_owned(),
+            text: routes_text.to_owned(),
+        };
+        validate(&config, &routes, &source)?;
+        Ok(Loaded {
+            config,
+            routes,
+            routes_source: source,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parse YAML straight from text, so errors keep their line and column.
+pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    serde_yaml::from_str(text).map_err(|err| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: err.to_string(),
+    })
+}
+
+/// Parse the main file, applying `KEEL__*` overrides. Without overrides the text is parsed
+/// directly (errors carry lines); with them, errors name the key instead.
+pub fn parse_with_env<T: DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    if overrides.is_empty() {
+        return parse(text, path);
+    }
+    // Catch errors in the file itself with their line first.
+    let mut tree: serde_yaml::Value = parse(text, path)?;
+    overrides.sort();
+    for (var, raw) in overrides {
+        let keys: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if keys.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var,
+                message: "empty key segment".into(),
+            });
+        }
+        let value = match serde_yaml::from_str::<serde_yaml::Value>(&raw) {
+            Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)) | Err(_) => {
+                serde_yaml::Value::String(raw)
+            }
+            Ok(scalar) => scalar,
+        };
+        set_path(&mut tree, &keys, value).map_err(|message| ConfigError::Env { var, message })?;
+    }
+    serde_path_to_error::deserialize(tree).map_err(|err| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: format!(
+            "key `{}` (after environment overrides): {}",
+            err.path(),
+            err.inner()
+        ),
+    })
+}
+
+fn set_path(
+    tree: &mut serde_yaml::Value,
+    keys: &[String],
+    value: serde_yaml::Value,
+) -> Result<(), String> {
+    let mut node = tree;
+    for (depth, key) in keys.iter().enumerate() {
+        if node.is_null() {
+            *node = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| format!("`{}` is not a section", keys[..depth].join(".")))?;
+        let slot = map
+            .entry(serde_yaml::Value::String(key.clone()))
+            .or_insert(serde_yaml::Value::Null);
+        if depth + 1 == keys.len() {
+            *slot = value;
+            return Ok(());
+        }
+        node = slot;
+    }
+    Ok(())
+}
+
+/// Checks across sections. Checks against the descriptors happen when the router is built.
+fn validate(
+    config: &GatewayConfig,
+    routes: &RouteTable,
+    source: &Source,
+) -> Result<(), ConfigError> {
+    let main = || PathBuf::from("edge-gateway config");
+    if !config.auth.jwks_url.starts_with("http://") {
+        return Err(ConfigError::Invalid {
+            path: main(),
+            message: "auth.jwks_url must be an http:// URL".into(),
+        });
+    }
+    if config.http.max_body_bytes == 0 {
+        return Err(ConfigError::Invalid {
+            path: main(),
+            message: "http.max_body_bytes must be positive".into(),
+        });
+    }
+    let known = |name: &str| routes.upstreams.contains_key(name);
+    for (service, route) in &routes.services {
+        if !known(&route.upstream) {
+            return Err(source.error_at(
+                &route.upstream,
+                format!(
+                    "service {service}: upstream `{}` is not defined under `upstreams`",
+                    route.upstream
+                ),
+            ));
+        }
+        if (route.module.is_some() || route.active_tenant) && routes.entitlements.is_none() {
+            return Err(source.error_at(
+                service,
+                format!("service {service} checks tenants (`module` or `active_tenant`), which needs the `entitlements` section"),
+            ));
+        }
+    }
+    if let Some(api_keys) = &routes.api_keys
+        && !known(&api_keys.upstream)
+    {
+        return Err(source.error_at(
+            &api_keys.upstream,
+            format!(
+                "api_keys.upstream `{}` is not defined under `upstreams`",
+                api_keys.upstream
+            ),
+        ));
+    }
+    if let Some(entitlements) = &routes.entitlements
+        && !known(&entitlements.upstream)
+    {
+        return Err(source.error_at(
+            &entitlements.upstream,
+            format!(
+                "entitlements.upstream `{}` is not defined under `upstreams`",
+                entitlements.upstream
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} per {} s (burst {})",
+            self.rate, self.per_secs, self.burst
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAIN: &str = "
+http:
+  listen: 127.0.0.1:0
+auth:
+  jwks_url: http://127.0.0.1:9/jwks
+  issuer: keel
+  audience: keel
+routes: routes.yaml
+";
+
+    fn main_config() -> GatewayConfig {
+        parse_with_env(MAIN, Path::new("gw.yaml"), Vec::new()).expect("valid main config")
+    }
+
+    fn routes(text: &str) -> Result<Loaded, ConfigError> {
+        Loaded::from_parts(main_config(), text, Path::new("routes.yaml"))
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let err = routes("upstreams: {}\nservices: {}\ncors:\n  alowed_origins: []\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("alowed_origins") && text.contains("line 4"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_its_line() {
+        let text = "upstreams:\n  a:\n    address: 127.0.0.1:1\n    timeout_ms: 0\nservices: {}\n";
+        let err = routes(text).unwrap_err().to_string();
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn an_internal_header_cannot_be_forwarded() {
+        let err = routes(
+            "upstreams: {}\nservices: {}\nforward_headers: [accept-language, X-Tenant-Id]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("X-Tenant-Id") && err.contains("line 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undefined_upstream_is_refused_at_the_line_naming_it() {
+        let text = "upstreams:\n  identity: { address: 127.0.0.1:1 }\nservices:\n  a.v1.S:\n    upstream: identiti\n";
+        let err = routes(text).unwrap_err().to_string();
+        assert!(err.contains("line 5") && err.contains("identiti"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_apply_to_the_main_file() {
+        let env = vec![("KEEL__HTTP__LISTEN".to_owned(), "127.0.0.1:8181".to_owned())];
+        let config: GatewayConfig = parse_with_env(MAIN, Path::new("gw.yaml"), env).expect("valid");
+        assert_eq!(config.http.listen.port(), 8181);
+    }
+
+    #[test]
+    fn a_bad_upstream_address_is_refused() {
+        let err = routes("upstreams:\n  a: { address: \"https://x:1\" }\nservices: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("h2c") && err.contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,707 @@
+//! The request pipeline. In order, for a routed request:
+//!
+//! 1. route: the compiled table (404, or 405 with `Allow`);
+//! 2. declared size: a `Content-Length` over the limit is 413 before anything else runs;
+//! 3. authenticate: bearer JWT or API key, unless the route is public (401);
+//! 4. tenant: a `{tenant_id}` in the path must be the token's tenant (403);
+//! 5. rate limit: per IP on public routes, else per API key, tenant or user (429) - after
+//!    authentication, because the key is who is calling;
+//! 6. entitlements: the tenant is ACTIVE and has the route's module (403);
+//! 7. read and transcode the body, path and query (400, 413, 415);
+//! 8. call the upstream with the verified metadata; relay the answer or map its status.
+//!
+//! Every answer, whichever step produced it, leaves through [`handle`], which adds the request
+//! id, the security and CORS headers, records metrics and logs once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use keel_kernel::TenantId;
+use keel_kernel::auth::PrincipalKind;
+use prost_reflect::DescriptorPool;
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, Principal};
+use crate::config::{ConfigError, Loaded, RateLimits, RateSpec};
+use crate::cors::{Cors, security_headers};
+use crate::entitlements::Entitlements;
+use crate::headers::{self, REQUEST_ID};
+use crate::metrics::GatewayMetrics;
+use crate::problem::Problem;
+use crate::ratelimit::{Decision, Limiter, ceil_secs};
+use crate::router::{Binding, BodyRule, Lookup, Route, Router};
+use crate::stream::{self, Format, StreamContext};
+use crate::transcode::{self, Incoming};
+use crate::upstream::{CallError, Upstream};
+use crate::{docs, openapi};
+
+/// Everything a request needs, built once at start and shared.
+pub struct Gateway {
+    pub service: String,
+    router: Router,
+    upstreams: HashMap<String, Upstream>,
+    auth: Authenticator,
+    entitlements: Option<Entitlements>,
+    limiter: Limiter,
+    limits: RateLimits,
+    cors: Cors,
+    forward: Vec<HeaderName>,
+    max_body: usize,
+    trust_forwarded_for: bool,
+    hsts: bool,
+    /// Without an admin listener, `/metrics` is served here.
+    metrics_here: bool,
+    openapi: Bytes,
+    pub metrics: GatewayMetrics,
+    pub readiness: Readiness,
+}
+
+/// `/readyz`: ready once identity's signing keys have been loaded, unready from the moment
+/// shutdown starts.
+#[derive(Default)]
+pub struct Readiness {
+    shutting_down: AtomicBool,
+    keys_loaded: AtomicBool,
+    last_attempt: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Readiness {
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Gateway {
+    pub fn new(loaded: &Loaded, pool: &DescriptorPool) -> Result<Gateway, ConfigError> {
+        let routes = &loaded.routes;
+        let router = Router::build(pool, routes, &loaded.routes_source)?;
+        let upstreams: HashMap<String, Upstream> = routes
+            .upstreams
+            .iter()
+            .map(|(name, config)| (name.clone(), Upstream::new(name, config)))
+            .collect();
+        let verifier = keel_kernel::JwtVerifier::new(&loaded.config.auth).map_err(|err| {
+            ConfigError::Invalid {
+                path: "edge-gateway config".into(),
+                message: err.to_string(),
+            }
+        })?;
+        let exchange = routes.api_keys.as_ref().and_then(|keys| {
+            upstreams
+                .get(&keys.upstream)
+                .map(|u| (u, Duration::from_secs(keys.cache_secs)))
+        });
+        let auth = Authenticator::new(verifier, exchange);
+        let entitlements = routes.entitlements.as_ref().and_then(|config| {
+            upstreams
+                .get(&config.upstream)
+                .map(|upstream| Entitlements::new(upstream, Duration::from_secs(config.cache_secs)))
+        });
+        let forward: Vec<HeaderName> = routes.forward_headers.iter().map(|h| h.0.clone()).collect();
+        let openapi = openapi::document(&router, pool, &loaded.config.service);
+        let openapi = Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
+        Ok(Gateway {
+            service: loaded.config.service.clone(),
+            router,
+            upstreams,
+            auth,
+            entitlements,
+            limiter: Limiter::new(),
+            limits: routes.rate_limits.clone(),
+            cors: Cors::new(&routes.cors, &forward),
+            forward,
+            max_body: loaded.config.http.max_body_bytes,
+            trust_forwarded_for: loaded.config.http.trust_forwarded_for,
+            hsts: loaded.config.http.hsts,
+            metrics_here: loaded.config.admin.is_none(),
+            openapi,
+            metrics: GatewayMetrics::new(&loaded.config.service),
+            readiness: Readiness::default(),
+        })
+    }
+
+    /// Load identity's signing keys now (start-up warm-up); failures are retried by `/readyz`.
+    pub async fn warm_up(&self) {
+        if self.auth.verifier().refresh().await.is_ok() {
+            self.readiness.keys_loaded.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
+/// The axum handler for every request on the public listener.
+pub async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let request_id = headers::request_id(request.headers().get(REQUEST_ID));
+    let method = request.method().clone();
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let span = tracing::info_span!(
+        "http_request",
+        http.method = %method,
+        http.path = request.uri().path(),
+        request_id = request_id.to_str().unwrap_or(""),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    keel_kernel::telemetry::set_parent(
+        &span,
+        keel_kernel::telemetry::extract_grpc(request.headers()),
+    );
+    let (label, mut response) = gateway
+        .dispatch(request, peer, &request_id)
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id);
+    security_headers(headers, gateway.hsts);
+    gateway.cors.decorate(origin.as_ref(), headers);
+    span.record("status", status.as_u16());
+    let elapsed = started.elapsed();
+    gateway
+        .metrics
+        .observe_http(label, &method, status.as_u16(), elapsed.as_secs_f64());
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
+    } else {
+        tracing::debug!(parent: &span, status = status.as_u16(), elapsed_us = elapsed.as_micros() as u64, "request served");
+    }
+    response
+}
+
+/// The handler for the admin listener: probes and metrics only.
+pub async fn handle_admin(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let request_id = headers::request_id(request.headers().get(REQUEST_ID));
+    let mut response = match gateway
+        .own(request.method(), request.uri().path(), true, &request_id)
+        .await
+    {
+        Some(response) => response,
+        None => Problem::not_found(format!("no route for {}", request.uri().path()))
+            .into_response(&request_id),
+    };
+    response.headers_mut().insert(REQUEST_ID, request_id);
+    response
+}
+
+impl Gateway {
+    async fn dispatch<'g>(
+        &'g self,
+        request: Request,
+        peer: SocketAddr,
+        request_id: &HeaderValue,
+    ) -> (&'g str, Response) {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        if let Some(response) = self
+            .own(&parts.method, path, self.metrics_here, request_id)
+            .await
+        {
+            return ("gateway", response);
+        }
+        if Cors::is_preflight(&parts.method, &parts.headers) {
+            return match self.cors.preflight(&parts.headers) {
+                Ok((status, headers)) => {
+                    let mut response = Response::new(Body::empty());
+                    *response.status_mut() = status;
+                    *response.headers_mut() = headers;
+                    ("preflight", response)
+                }
+                Err(problem) => ("preflight", problem.into_response(request_id)),
+            };
+        }
+        match self.router.lookup(&parts.method, path) {
+            Lookup::NotFound => {
+                let problem = Problem::not_found(format!(
+                    "no route for {} {}",
+                    parts.method,
+                    truncate(path, 200)
+                ));
+                ("no_route", problem.into_response(request_id))
+            }
+            Lookup::MethodNotAllowed(allowed) => {
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let problem = Problem::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    keel_kernel::ErrorCode::Validation,
+                    format!("{} is not allowed here; use {allow}", parts.method),
+                )
+                .with_header(
+                    header::ALLOW,
+                    HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
+                );
+                ("method_not_allowed", problem.into_response(request_id))
+            }
+            Lookup::Found { binding, segments } => {
+                let route = &binding.route;
+                tracing::Span::current().record("route", route.id.as_str());
+                let client = self.client_ip(&parts.headers, peer);
+                let mut limit = None;
+                let outcome = self
+                    .forward(
+                        binding, &segments, &parts, body, client, peer, request_id, &mut limit,
+                    )
+                    .await;
+                let mut response =
+                    outcome.unwrap_or_else(|problem| problem.into_response(request_id));
+                if let Some(decision) = limit {
+                    rate_limit_headers(response.headers_mut(), &decision);
+                }
+                (route.id.as_str(), response)
+            }
+        }
+    }
+
+    /// The gateway's own endpoints, or `None` for every other path.
+    async fn own(
+        &self,
+        method: &Method,
+        path: &str,
+        metrics: bool,
+        request_id: &HeaderValue,
+    ) -> Option<Response> {
+        let known = matches!(
+            path,
+            "/healthz"
+                | "/readyz"
+                | "/openapi.json"
+                | "/docs"
+                | "/docs/"
+                | docs::SCRIPT_PATH
+                | docs::STYLE_PATH
+        ) || (metrics && path == "/metrics");
+        if !known {
+            return None;
+        }
+        if method != Method::GET && method != Method::HEAD {
+            let problem = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                keel_kernel::ErrorCode::Validation,
+                format!("{method} is not allowed here; use GET"),
+            )
+            .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return Some(problem.into_response(request_id));
+        }
+        Some(match path {
+            "/healthz" => text_response(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                Bytes::from_static(b"ok\n"),
+            ),
+            "/readyz" => self.readyz().await,
+            "/metrics" => text_response(
+                StatusCode::OK,
+                crate::metrics::CONTENT_TYPE,
+                Bytes::from(self.metrics.encode()),
+            ),
+            "/openapi.json" => {
+                text_response(StatusCode::OK, "application/json", self.openapi.clone())
+            }
+            _ => docs::asset(path),
+        })
+    }
+
+    async fn readyz(&self) -> Response {
+        let unready = |reason: &str| {
+            let body = serde_json::json!({ "status": "unready", "failing": [{ "check": reason }] });
+            text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                Bytes::from(body.to_string()),
+            )
+        };
+        let readiness = &self.readiness;
+        if readiness.shutting_down.load(Ordering::SeqCst) {
+            return unready("shutdown");
+        }
+        if !readiness.keys_loaded.load(Ordering::SeqCst) {
+            let due = {
+                let mut last = readiness
+                    .last_attempt
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            };
+            if !due || self.auth.verifier().refresh().await.is_err() {
+                return unready("jwks");
+            }
+            readiness.keys_loaded.store(true, Ordering::SeqCst);
+        }
+        text_response(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(br#"{"status":"ready"}"#),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        binding: &Binding,
+        segments: &[&str],
+        parts: &Parts,
+        body: Body,
+        client: IpAddr,
+        peer: SocketAddr,
+        request_id: &HeaderValue,
+        limit: &mut Option<Decision>,
+    ) -> Result<Response, Problem> {
+        let route = &binding.route;
+        if declared_length(&parts.headers).is_some_and(|len| len > self.max_body as u64) {
+            return Err(too_large(self.max_body));
+        }
+        let principal = self
+            .auth
+            .authenticate(&parts.headers, route.public, request_id)
+            .await?;
+        if let Some(principal) = &principal {
+            let span = tracing::Span::current();
+            if let Some(tenant) = &principal.claims.tid {
+                span.record("tenant_id", tracing::field::display(tenant));
+            }
+            if principal.claims.kind == PrincipalKind::User {
+                span.record("user_id", principal.claims.sub.as_str());
+            }
+        }
+        let captures = binding
+            .template
+            .captures(segments)
+            .map_err(|description| Problem::bad_request(format!("the URL path {description}")))?;
+        if route.tenant_match
+            && let (Some(index), Some(principal)) = (binding.tenant_var, &principal)
+        {
+            check_tenant(principal, &captures[index].1)?;
+        }
+        let decision = self.rate_limit(route, principal.as_ref(), client);
+        if let Some((policy, decision)) = decision {
+            *limit = Some(decision);
+            if !decision.allowed {
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&crate::metrics::LimitLabels {
+                        policy: policy.to_owned(),
+                    })
+                    .inc();
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    keel_kernel::ErrorCode::RateLimit,
+                    format!(
+                        "too many requests; retry in {} s",
+                        ceil_secs(decision.retry_after).max(1)
+                    ),
+                );
+                problem.retry_after = Some(decision.retry_after.max(Duration::from_secs(1)));
+                return Err(problem);
+            }
+        }
+        // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
+        if route.active_tenant
+            && !route.public
+            && let (Some(entitlements), Some(principal)) = (&self.entitlements, &principal)
+            && let Some(tenant) = principal.claims.tid
+        {
+            entitlements
+                .check(
+                    tenant,
+                    route.module.as_deref(),
+                    &principal.authorization,
+                    request_id,
+                )
+                .await?;
+        }
+        let body = read_body(body, self.max_body).await?;
+        if !body.is_empty() && !matches!(binding.body, BodyRule::None) {
+            check_content_type(&parts.headers)?;
+        }
+        let message = transcode::request(
+            binding,
+            &Incoming {
+                captures: &captures,
+                query: parts.uri.query(),
+                body: &body,
+            },
+        )?;
+        let metadata = self.metadata(&parts.headers, principal.as_ref(), request_id, client, peer);
+        let upstream = self
+            .upstreams
+            .get(&route.upstream)
+            .ok_or_else(|| Problem::unavailable(format!("no upstream `{}`", route.upstream)))?;
+        if route.streaming() {
+            let streaming = upstream
+                .server_streaming(route, message, metadata)
+                .await
+                .map_err(|err| self.call_problem(err, upstream, route))?;
+            self.metrics.observe_upstream(&upstream.name, "0");
+            let context = StreamContext {
+                format: Format::negotiate(parts.headers.get(header::ACCEPT)),
+                response_body: binding.response_body.clone(),
+                idle: upstream.timeout,
+                upstream: upstream.name.to_string(),
+                request_id: request_id.clone(),
+            };
+            return stream::respond(streaming, context).await;
+        }
+        let idempotent = binding.http_method == Method::GET;
+        let reply = upstream
+            .unary(route, message, metadata, idempotent)
+            .await
+            .map_err(|err| self.call_problem(err, upstream, route))?;
+        self.metrics.observe_upstream(&upstream.name, "0");
+        let json = transcode::response(binding.response_body.as_ref(), &reply).map_err(|err| {
+            tracing::error!(error = %err, "the upstream's response could not be written as JSON");
+            Problem::internal()
+        })?;
+        Ok(text_response(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(json),
+        ))
+    }
+
+    fn call_problem(&self, error: CallError, upstream: &Upstream, route: &Route) -> Problem {
+        match error {
+            CallError::Timeout => {
+                self.metrics.observe_upstream(&upstream.name, "timeout");
+                Problem::timeout(format!(
+                    "the {} service did not answer within {} ms",
+                    upstream.name,
+                    upstream.timeout.as_millis()
+                ))
+            }
+            CallError::Status(status) => {
+                self.metrics
+                    .observe_upstream(&upstream.name, &(status.code() as i32).to_string());
+                let mut problem = Problem::from_status(&status, &upstream.name);
+                let input = route.method.input();
+                for violation in &mut problem.violations {
+                    violation.field = transcode::json_field_path(&input, &violation.field);
+                }
+                problem
+            }
+        }
+    }
+
+    /// The bucket and policy for this request, if any applies.
+    fn rate_limit<'a>(
+        &'a self,
+        route: &'a Route,
+        principal: Option<&Principal>,
+        client: IpAddr,
+    ) -> Option<(&'a str, Decision)> {
+        let subject = match principal {
+            None => Subject::Ip(client),
+            Some(p) => match (&p.api_key, p.claims.tid) {
+                (Some(key), _) => Subject::ApiKey(key),
+                (None, Some(tenant)) => Subject::Tenant(tenant),
+                (None, None) => Subject::User(&p.claims.sub),
+            },
+        };
+        let (policy, spec): (&str, &RateSpec) = match &route.rate_limit {
+            Some((name, spec)) => (name, spec),
+            None => match subject {
+                Subject::Ip(_) => ("public", self.limits.public.as_ref()?),
+                Subject::ApiKey(_) => ("api_key", self.limits.api_key.as_ref()?),
+                Subject::Tenant(_) => ("tenant", self.limits.tenant.as_ref()?),
+                Subject::User(_) => ("user", self.limits.user.as_ref()?),
+            },
+        };
+        let key = match subject {
+            Subject::Ip(ip) => format!("{policy}|ip|{ip}"),
+            Subject::ApiKey(key) => format!("{policy}|key|{key}"),
+            Subject::Tenant(tenant) => format!("{policy}|tenant|{tenant}"),
+            Subject::User(user) => format!("{policy}|user|{user}"),
+        };
+        Some((policy, self.limiter.check(&key, spec)))
+    }
+
+    /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry.
+    fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        if self.trust_forwarded_for
+            && let Some(last) = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+            && let Ok(ip) = last.trim().parse()
+        {
+            return ip;
+        }
+        peer.ip()
+    }
+
+    /// The gRPC metadata for the upstream: only what the gateway vouches for, plus allow-listed
+    /// client headers.
+    fn metadata(
+        &self,
+        headers: &HeaderMap,
+        principal: Option<&Principal>,
+        request_id: &HeaderValue,
+        client: IpAddr,
+        peer: SocketAddr,
+    ) -> tonic::metadata::MetadataMap {
+        let mut out = HeaderMap::with_capacity(8 + self.forward.len());
+        if let Some(principal) = principal {
+            out.insert(header::AUTHORIZATION, principal.authorization.clone());
+        }
+        out.insert(REQUEST_ID, request_id.clone());
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(chain) if self.trust_forwarded_for => format!("{chain}, {}", peer.ip()),
+            _ => client.to_string(),
+        };
+        if let Ok(value) = HeaderValue::try_from(forwarded_for) {
+            out.insert("x-forwarded-for", value);
+        }
+        for name in &self.forward {
+            for value in headers.get_all(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        let mut metadata = tonic::metadata::MetadataMap::from_headers(out);
+        keel_kernel::telemetry::inject_grpc(&mut metadata);
+        if !metadata.contains_key("traceparent")
+            && let Some(traceparent) = headers
+                .get("traceparent")
+                .filter(|v| headers::valid_traceparent(v))
+            && let Ok(value) = traceparent.to_str().unwrap_or("").parse()
+        {
+            // No tracer in this process (tests): pass the caller's trace through unchanged.
+            metadata.insert("traceparent", value);
+            if let Some(state) = headers
+                .get("tracestate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+            {
+                metadata.insert("tracestate", state);
+            }
+        }
+        metadata
+    }
+}
+
+enum Subject<'a> {
+    Ip(IpAddr),
+    ApiKey(&'a str),
+    Tenant(TenantId),
+    User(&'a str),
+}
+
+fn check_tenant(principal: &Principal, in_path: &str) -> Result<(), Problem> {
+    let shown = truncate(in_path, 64);
+    match principal.claims.tid {
+        Some(tenant) if in_path.parse::<TenantId>().is_ok_and(|t| t == tenant) => Ok(()),
+        Some(tenant) => Err(Problem::forbidden(format!(
+            "this token is scoped to tenant {tenant}, not to tenant {shown}"
+        ))),
+        None => Err(Problem::forbidden(format!(
+            "this call needs a token scoped to tenant {shown}; switch to it first"
+        ))),
+    }
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(ceil_secs(decision.reset)),
+    );
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        keel_kernel::ErrorCode::Validation,
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(_) => Err(Problem::bad_request("the request body could not be read")),
+    }
+}
+
+/// JSON bodies only: `application/json` or `application/<anything>+json`, UTF-8. A body without a
+/// `Content-Type` is taken as JSON.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let unsupported = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            keel_kernel::ErrorCode::Validation,
+            "the request body must be JSON (Content-Type: application/json)",
+        )
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| unsupported())?
+        .to_ascii_lowercase();
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let utf8 = parts.all(|param| match param.trim().split_once('=') {
+        Some(("charset", charset)) => charset.trim_matches('"').eq_ignore_ascii_case("utf-8"),
+        _ => true,
+    });
+    if json && utf8 {
+        Ok(())
+    } else {
+        Err(unsupported())
+    }
+}
+
+fn text_response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}

@@ -1,0 +1,117 @@
+//! Which request headers reach the upstream, and the request id.
+//!
+//! Nothing a client sends is forwarded unless the route table allow-lists it; the gateway itself
+//! sets the verified `authorization`, `x-request-id`, `traceparent` and `x-forwarded-for`. So a
+//! client-sent `x-tenant-id`, `x-user-id` or `x-roles` never reaches a service, and the allow-list
+//! refuses to name them.
+
+use http::HeaderValue;
+
+/// The header carrying the request's id, in and out (the same as the kernel's gRPC servers).
+pub const REQUEST_ID: &str = keel_kernel::server::REQUEST_ID_HEADER;
+/// The API key header.
+pub const API_KEY: &str = "x-api-key";
+
+/// Internal identity headers some meshes trust; never accepted from a client here.
+const INTERNAL: &[&str] = &[
+    "x-tenant-id",
+    "x-user-id",
+    "x-roles",
+    "x-permissions",
+    "x-scopes",
+    "x-principal",
+    "x-principal-kind",
+    "x-api-key-id",
+    "x-session-id",
+];
+const INTERNAL_PREFIXES: &[&str] = &["x-internal-", "x-keel-", "grpc-", "x-envoy-", "proxy-"];
+/// Set by the gateway or meaningless to forward (hop-by-hop, framing, gRPC's own).
+const GATEWAY_OWNED: &[&str] = &[
+    "authorization",
+    API_KEY,
+    REQUEST_ID,
+    "traceparent",
+    "tracestate",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "forwarded",
+    "host",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "connection",
+    "keep-alive",
+    "upgrade",
+];
+
+/// Whether a (lowercase) header name may not be allow-listed for forwarding.
+pub fn is_reserved(name: &str) -> bool {
+    INTERNAL.contains(&name)
+        || GATEWAY_OWNED.contains(&name)
+        || INTERNAL_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
+
+/// The client's request id when it is short printable ASCII (it is logged and echoed), else a
+/// new UUIDv7. The same rule as the kernel's gRPC servers, so the id survives the hop unchanged.
+pub fn request_id(value: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(value) = value {
+        let bytes = value.as_bytes();
+        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic) {
+            return value.clone();
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    // A UUID is always a valid header value.
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A `traceparent` worth forwarding as is: `00-<32 hex>-<16 hex>-<2 hex>`.
+pub fn valid_traceparent(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let parts: Vec<&str> = text.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_are_reserved() {
+        for name in [
+            "x-tenant-id",
+            "x-user-id",
+            "x-roles",
+            "x-internal-anything",
+            "grpc-timeout",
+            "authorization",
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+        assert!(!is_reserved("accept-language"));
+        assert!(!is_reserved("idempotency-key"));
+    }
+
+    #[test]
+    fn an_odd_request_id_is_replaced() {
+        let kept = request_id(Some(&HeaderValue::from_static("abc-123")));
+        assert_eq!(kept, "abc-123");
+        let replaced = request_id(Some(&HeaderValue::from_static("has space")));
+        assert_ne!(replaced, "has space");
+        assert_eq!(replaced.len(), 36);
+    }
+}

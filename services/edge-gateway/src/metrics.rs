@@ -1,0 +1,112 @@
+//! The gateway's Prometheus metrics, with the same conventions as the kernel's (prefix `keel_`, a
+//! constant `service` label, OpenMetrics text). Its own registry: HTTP series are the gateway's.
+
+use std::borrow::Cow;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub use keel_kernel::metrics::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route's RPC (`identity.v1.AuthService.Login`), or what the gateway answered itself
+    /// (`no_route`, `openapi`, ...): bounded, unlike raw paths.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+    /// The numeric gRPC code as text, `"0"` for OK, or `timeout`.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub policy: String,
+}
+
+pub struct GatewayMetrics {
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_latency: Family<HttpLabels, Histogram>,
+    pub upstream_calls: Family<UpstreamLabels, Counter>,
+    pub rate_limited: Family<LimitLabels, Counter>,
+    registry: Registry,
+}
+
+impl GatewayMetrics {
+    pub fn new(service: &str) -> GatewayMetrics {
+        let mut registry = Registry::with_prefix_and_labels(
+            "keel",
+            [(Cow::Borrowed("service"), Cow::Owned(service.to_owned()))].into_iter(),
+        );
+        // 250 µs to ~8 s in doublings: the gateway's own answers are sub-millisecond.
+        let http_latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        let metrics = GatewayMetrics {
+            http_requests: Family::default(),
+            http_latency,
+            upstream_calls: Family::default(),
+            rate_limited: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "Finished HTTP requests by route, method and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, method and status",
+            metrics.http_latency.clone(),
+        );
+        registry.register(
+            "upstream_calls",
+            "gRPC calls to upstreams by gRPC status",
+            metrics.upstream_calls.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit",
+            metrics.rate_limited.clone(),
+        );
+        GatewayMetrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub fn observe_http(&self, route: &str, method: &http::Method, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            route: route.to_owned(),
+            method: method.as_str().to_owned(),
+            status,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_latency.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn observe_upstream(&self, upstream: &str, code: &str) {
+        self.upstream_calls
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %err, "encoding metrics failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,181 @@
+//! Server-streaming RPCs over HTTP: Server-Sent Events when the client accepts
+//! `text/event-stream`, newline-delimited JSON otherwise.
+//!
+//! The first message is awaited before answering, so a call that fails at once gets a proper
+//! problem+json status. After that the status is 200 and a failure mid-stream is a final error
+//! event carrying the problem document (`event: error` in SSE, `{"error": {...}}` in NDJSON).
+//! SSE ends with `event: done`, so an `EventSource` knows not to reconnect.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use prost_reflect::{DynamicMessage, FieldDescriptor};
+use tonic::codec::Streaming;
+
+use crate::problem::Problem;
+use crate::transcode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sse,
+    Ndjson,
+}
+
+impl Format {
+    pub fn negotiate(accept: Option<&HeaderValue>) -> Format {
+        let wants_sse = accept.and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|t| t.trim().starts_with("text/event-stream"))
+        });
+        if wants_sse {
+            Format::Sse
+        } else {
+            Format::Ndjson
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Sse => "text/event-stream",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    fn message(self, json: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(json.len() + 8);
+        if self == Format::Sse {
+            out.extend_from_slice(b"data: ");
+        }
+        out.extend_from_slice(json);
+        out.extend_from_slice(if self == Format::Sse { b"\n\n" } else { b"\n" });
+        Bytes::from(out)
+    }
+
+    fn error(self, problem: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(problem.len() + 24);
+        match self {
+            Format::Sse => {
+                out.extend_from_slice(b"event: error\ndata: ");
+                out.extend_from_slice(problem);
+                out.extend_from_slice(b"\n\n");
+            }
+            Format::Ndjson => {
+                out.extend_from_slice(b"{\"error\":");
+                out.extend_from_slice(problem);
+                out.extend_from_slice(b"}\n");
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn done(self) -> Option<Bytes> {
+        (self == Format::Sse).then(|| Bytes::from_static(b"event: done\ndata: {}\n\n"))
+    }
+}
+
+/// Everything the body needs, owned (it outlives the handler).
+pub struct StreamContext {
+    pub format: Format,
+    pub response_body: Option<FieldDescriptor>,
+    /// Longest wait for the next message.
+    pub idle: Duration,
+    pub upstream: String,
+    pub request_id: HeaderValue,
+}
+
+enum State {
+    Next(Streaming<DynamicMessage>),
+    First(DynamicMessage, Streaming<DynamicMessage>),
+    Finishing,
+    Finished,
+}
+
+/// Wait for the first message, then answer 200 with a body that relays the rest. An immediate
+/// failure is a problem response instead.
+pub async fn respond(
+    mut streaming: Streaming<DynamicMessage>,
+    context: StreamContext,
+) -> Result<Response, Problem> {
+    let first = match tokio::time::timeout(context.idle, streaming.message()).await {
+        Err(_) => {
+            return Err(Problem::timeout(format!(
+                "the {} service did not answer in time",
+                context.upstream
+            )));
+        }
+        Ok(Err(status)) => return Err(Problem::from_status(&status, &context.upstream)),
+        Ok(Ok(first)) => first,
+    };
+    let state = match first {
+        Some(message) => State::First(message, streaming),
+        None => State::Finishing,
+    };
+    let format = context.format;
+    let body = futures::stream::unfold((state, context), |(state, context)| async move {
+        let (chunk, next) = match state {
+            State::Finished => return None,
+            State::Finishing => match context.format.done() {
+                Some(done) => (done, State::Finished),
+                None => return None,
+            },
+            State::First(message, streaming) => {
+                (encode(&context, &message), State::Next(streaming))
+            }
+            State::Next(mut streaming) => {
+                match tokio::time::timeout(context.idle, streaming.message()).await {
+                    Ok(Ok(Some(message))) => (encode(&context, &message), State::Next(streaming)),
+                    Ok(Ok(None)) => match context.format.done() {
+                        Some(done) => (done, State::Finished),
+                        None => return None,
+                    },
+                    Ok(Err(status)) => {
+                        let problem = Problem::from_status(&status, &context.upstream);
+                        (
+                            context.format.error(&problem.to_json(&context.request_id)),
+                            State::Finished,
+                        )
+                    }
+                    Err(_) => {
+                        let problem = Problem::timeout(format!(
+                            "the {} service stopped sending",
+                            context.upstream
+                        ));
+                        (
+                            context.format.error(&problem.to_json(&context.request_id)),
+                            State::Finished,
+                        )
+                    }
+                }
+            }
+        };
+        Some((Ok::<Bytes, Infallible>(chunk), (next, context)))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies such as nginx would otherwise hold events back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn encode(context: &StreamContext, message: &DynamicMessage) -> Bytes {
+    match transcode::response(context.response_body.as_ref(), message) {
+        Ok(json) => context.format.message(&json),
+        Err(err) => {
+            tracing::error!(error = %err, "a streamed message could not be written as JSON");
+            context
+                .format
+                .error(&Problem::internal().to_json(&context.request_id))
+        }
+    }
+}

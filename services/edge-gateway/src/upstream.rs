@@ -1,0 +1,148 @@
+//! gRPC upstreams: one lazily connected tonic `Channel` (one HTTP/2 connection, multiplexed) per
+//! configured upstream, and generic unary and server-streaming calls over it with the
+//! [`DynamicCodec`].
+//!
+//! Each call carries the upstream's timeout as its gRPC deadline and is abandoned locally when it
+//! passes (504). Only idempotent calls (GET bindings) are retried, only on UNAVAILABLE, and only
+//! within the same deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost_reflect::DynamicMessage;
+use tokio::time::Instant;
+use tonic::codec::Streaming;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec::DynamicCodec;
+use crate::config::UpstreamConfig;
+use crate::router::Route;
+
+/// Pause before a retry; doubled each attempt.
+const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub channel: Channel,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// Why a call produced no response.
+#[derive(Debug)]
+pub enum CallError {
+    /// The upstream (or the transport to it) answered with this status.
+    Status(tonic::Status),
+    /// The deadline passed first.
+    Timeout,
+}
+
+impl Upstream {
+    /// Connects on first use, so the gateway starts (and serves its other upstreams) while this
+    /// one is down.
+    pub fn new(name: &str, config: &UpstreamConfig) -> Upstream {
+        let channel = Endpoint::from(config.address.0.clone())
+            .connect_timeout(config.connect_timeout())
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .connect_lazy();
+        Upstream {
+            name: Arc::from(name),
+            channel,
+            timeout: config.timeout(),
+            retries: config.retries,
+        }
+    }
+
+    /// One unary call. `idempotent` allows retries on UNAVAILABLE.
+    pub async fn unary(
+        &self,
+        route: &Route,
+        message: DynamicMessage,
+        metadata: MetadataMap,
+        idempotent: bool,
+    ) -> Result<DynamicMessage, CallError> {
+        let deadline = Instant::now() + self.timeout;
+        let retries = if idempotent { self.retries } else { 0 };
+        let mut attempt = 0;
+        let mut backoff = RETRY_BACKOFF;
+        // Keep a copy only when a retry may need it.
+        let spare = (retries > 0).then(|| message.clone());
+        let mut message = Some(message);
+        loop {
+            let Some(body) = message.take().or_else(|| spare.clone()) else {
+                return Err(CallError::Timeout);
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut request = tonic::Request::new(body);
+            *request.metadata_mut() = metadata.clone();
+            request.set_timeout(remaining);
+            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+            let codec = DynamicCodec::new(route.method.output());
+            let call = async {
+                grpc.ready()
+                    .await
+                    .map_err(|err| tonic::Status::from_error(Box::new(err)))?;
+                grpc.unary(request, route.grpc_path.clone(), codec).await
+            };
+            match tokio::time::timeout_at(deadline, call).await {
+                Err(_) => return Err(CallError::Timeout),
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status))
+                    if status.code() == tonic::Code::Unavailable && attempt < retries =>
+                {
+                    attempt += 1;
+                    if Instant::now() + backoff >= deadline {
+                        return Err(CallError::Status(status));
+                    }
+                    tracing::debug!(upstream = %self.name, attempt, "retrying an idempotent call");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    if spare.is_none() {
+                        return Err(CallError::Status(status));
+                    }
+                }
+                // The service may give up at the deadline we sent it a moment before we do.
+                Ok(Err(status)) if Instant::now() >= deadline && gave_up(&status) => {
+                    return Err(CallError::Timeout);
+                }
+                Ok(Err(status)) => return Err(CallError::Status(status)),
+            }
+        }
+    }
+
+    /// Open a server stream: resolves once the upstream has answered with its headers.
+    pub async fn server_streaming(
+        &self,
+        route: &Route,
+        message: DynamicMessage,
+        metadata: MetadataMap,
+    ) -> Result<Streaming<DynamicMessage>, CallError> {
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = metadata;
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let codec = DynamicCodec::new(route.method.output());
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|err| tonic::Status::from_error(Box::new(err)))?;
+            grpc.server_streaming(request, route.grpc_path.clone(), codec)
+                .await
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(CallError::Timeout),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(CallError::Status(status)),
+        }
+    }
+}
+
+fn gave_up(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+    )
+}

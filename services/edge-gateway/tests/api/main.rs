@@ -1,0 +1,12 @@
+//! The gateway through its real HTTP listener to a real tonic server. One test binary (one link)
+//! with a module per concern; every test starts its own upstream, issuer and gateway on port 0.
+
+mod support;
+
+mod auth;
+mod edge;
+mod errors;
+mod limits;
+mod openapi;
+mod streaming;
+mod transcoding;

@@ -1,0 +1,501 @@
+//! The platform through REST only: the real identity and tenancy services (each built by its own
+//! `app::build`, on a fresh database and a private JetStream) behind the real gateway.
+//!
+//! Needs the local stack's Postgres (`make test` starts it).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use keel_edge_gateway::config::{GatewayConfig, parse};
+use keel_edge_gateway::{Application, Loaded, descriptors};
+use keel_identity::settings::{
+    HashingSettings, IdentitySettings, LockoutSettings, SigningKeyFile, SigningSettings,
+};
+use keel_kernel::app::Running;
+use keel_kernel::config::AuthConfig;
+use keel_testkit::stack::{self, TestDatabase, TestNats};
+use keel_testkit::tokens::{TestIssuer, TokenSpec};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "keel-e2e";
+const AUDIENCE: &str = "keel";
+const KID: &str = "e2e-key-1";
+const PASSWORD: &str = "Correct horse 42";
+
+struct Mesh {
+    base: String,
+    http: reqwest::Client,
+    /// Identity's signing key (PKCS#8 DER), to forge tokens that fail only for the reason tested.
+    signing_der: Vec<u8>,
+    _gateway: Application,
+    _identity: Running,
+    _tenancy: Running,
+    _db: TestDatabase,
+    _nats: TestNats,
+}
+
+fn auth(jwks_url: String) -> AuthConfig {
+    AuthConfig {
+        jwks_url,
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        jwks_min_refetch_secs: 0,
+        leeway_secs: 5,
+    }
+}
+
+impl Mesh {
+    async fn start() -> Mesh {
+        let db = TestDatabase::create().await;
+        let nats = TestNats::start().await;
+
+        let keys_dir =
+            std::env::temp_dir().join(format!("keel-e2e-keys-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&keys_dir).unwrap();
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let signing_der = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
+        let key_file: PathBuf = keys_dir.join(format!("{KID}.pem"));
+        std::fs::write(&key_file, pem(&signing_der)).unwrap();
+        let identity_settings = IdentitySettings {
+            signing: SigningSettings {
+                active_kid: KID.into(),
+                keys: vec![SigningKeyFile {
+                    kid: KID.into(),
+                    private_key_file: key_file,
+                }],
+            },
+            password_hashing: HashingSettings {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            lockout: LockoutSettings {
+                window_secs: 600,
+                free_attempts: 100,
+                base_delay_ms: 0,
+                max_delay_ms: 0,
+                account_threshold: 50,
+                ip_threshold: 1_000,
+                lock_secs: 600,
+            },
+            ..IdentitySettings::default()
+        };
+        let mut identity_config = stack::config_with(
+            "identity",
+            db.provision("identity").await,
+            stack::nats_config(&nats.url()),
+            identity_settings,
+        );
+        identity_config.auth = auth(String::new());
+        let identity = keel_identity::app::build(identity_config)
+            .await
+            .expect("identity starts");
+        let jwks_url = format!("http://{}/.well-known/jwks.json", identity.admin_addr);
+
+        let mut tenancy_config = stack::config_with(
+            "tenancy",
+            db.provision("tenancy").await,
+            stack::nats_config(&nats.url()),
+            keel_tenancy::Settings {
+                auto_approve: true,
+                ..keel_tenancy::Settings::default()
+            },
+        );
+        tenancy_config.auth = auth(jwks_url.clone());
+        let tenancy = keel_tenancy::build(tenancy_config)
+            .await
+            .expect("tenancy starts");
+
+        let config: GatewayConfig = parse(
+            &format!(
+                "http:\n  listen: 127.0.0.1:0\nauth:\n  jwks_url: {jwks_url}\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  jwks_min_refetch_secs: 0\nroutes: routes.yaml\n"
+            ),
+            Path::new("edge-gateway.yaml"),
+        )
+        .unwrap();
+        let routes = format!(
+            r#"
+upstreams:
+  identity: {{ address: "{identity}", timeout_ms: 10000 }}
+  tenancy: {{ address: "{tenancy}", timeout_ms: 10000 }}
+services:
+  identity.v1.AuthService:
+    upstream: identity
+    methods:
+      Register: {{ public: true }}
+      Login: {{ public: true }}
+      Refresh: {{ public: true }}
+      VerifyEmail: {{ public: true }}
+      GetJwks: {{ public: true }}
+  identity.v1.UserService: {{ upstream: identity }}
+  identity.v1.AccessService: {{ upstream: identity }}
+  tenancy.v1.TenantService:
+    upstream: tenancy
+    methods:
+      GetTenant: {{ tenant_match: false }}
+  tenancy.v1.MembershipService: {{ upstream: tenancy }}
+  tenancy.v1.ModuleService: {{ upstream: tenancy }}
+api_keys: {{ upstream: identity, cache_secs: 30 }}
+"#,
+            identity = identity.grpc_addr,
+            tenancy = tenancy.grpc_addr,
+        );
+        let loaded = Loaded::from_parts(config, &routes, Path::new("routes.yaml")).unwrap();
+        let gateway = Application::build(loaded, descriptors::pool(&[]).unwrap())
+            .await
+            .expect("the gateway starts");
+        Mesh {
+            base: format!("http://{}", gateway.addr),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            signing_der,
+            _gateway: gateway,
+            _identity: identity,
+            _tenancy: tenancy,
+            _db: db,
+            _nats: nats,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `(status, body)`; the body is JSON, problem documents included.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        if status >= 400 {
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/problem+json"),
+                "{status}: {text}"
+            );
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// Register and log in: the unscoped access token.
+    async fn sign_up(&self, email: &str, name: &str) -> String {
+        let (status, user) = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({ "email": email, "password": PASSWORD, "displayName": name }),
+            )
+            .await;
+        assert_eq!(status, 200, "{user}");
+        assert_eq!(user["email"], email);
+        let (status, pair) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 200, "{pair}");
+        assert_eq!(pair["tokenType"], "Bearer");
+        pair["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    /// A token scoped to `tenant`, once identity has learnt of the membership (from events).
+    async fn switch(&self, unscoped: &str, tenant: &str) -> String {
+        let pair = eventually(|| async {
+            let (status, pair) = self
+                .post(
+                    "/v1/auth/switch-tenant",
+                    Some(unscoped),
+                    json!({ "tenantId": tenant }),
+                )
+                .await;
+            (status == 200).then_some(pair)
+        })
+        .await;
+        assert_eq!(pair["tenantId"], tenant);
+        pair["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    async fn create_tenant(&self, unscoped: &str, slug: &str) -> String {
+        let (status, tenant) = self
+            .post(
+                "/v1/tenants",
+                Some(unscoped),
+                json!({ "name": slug.to_uppercase(), "slug": slug }),
+            )
+            .await;
+        assert_eq!(status, 200, "{tenant}");
+        assert_eq!(tenant["state"], "TENANT_STATE_ACTIVE");
+        tenant["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A token signed with identity's own key and kid, with `adjust`ed claims.
+    fn forge(&self, claims_of: &str, adjust: impl FnOnce(&mut Value)) -> String {
+        let mut claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(claims_of.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        adjust(&mut claims);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(KID.into());
+        let key = jsonwebtoken::EncodingKey::from_ed_der(&self.signing_der);
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
+/// PKCS#8 DER as the PEM file `openssl genpkey -algorithm ed25519` writes.
+fn pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+async fn eventually<T, F, Fut>(mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "condition not met in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+#[tokio::test]
+async fn the_platform_works_through_rest_alone() {
+    let mesh = Mesh::start().await;
+
+    // The owner: register, log in, create a tenant, switch to it.
+    let owner_email = format!("{}@example.com", unique("owner"));
+    let owner = mesh.sign_up(&owner_email, "Owner").await;
+    let (status, me) = mesh.get("/v1/me", Some(&owner)).await;
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (200, Some(owner_email.as_str()))
+    );
+    let tenant_a = mesh.create_tenant(&owner, &unique("acme")).await;
+    let owner_a = mesh.switch(&owner, &tenant_a).await;
+
+    // Invite a member, who accepts with an unscoped token.
+    let member_email = format!("{}@example.com", unique("member"));
+    let member = mesh.sign_up(&member_email, "Member").await;
+    let (status, invitation) = mesh
+        .post(
+            &format!("/v1/tenants/{tenant_a}/invitations"),
+            Some(&owner_a),
+            json!({ "email": member_email, "role": "member" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{invitation}");
+    assert_eq!(invitation["state"], "INVITATION_STATE_PENDING");
+    let (status, membership) = mesh
+        .post(
+            "/v1/invitations:accept",
+            Some(&member),
+            json!({ "token": invitation["token"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{membership}");
+    assert_eq!(membership["tenantId"], tenant_a.as_str());
+
+    // The members, listed by the owner.
+    let (status, members) = mesh
+        .get(&format!("/v1/tenants/{tenant_a}/members"), Some(&owner_a))
+        .await;
+    assert_eq!(status, 200, "{members}");
+    let mut listed: Vec<(String, String)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["userId"].as_str().unwrap().to_owned(),
+                m["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    listed.sort_unstable();
+    let (_, member_me) = mesh.get("/v1/me", Some(&member)).await;
+    let mut expected = vec![
+        (me["id"].as_str().unwrap().to_owned(), "owner".to_owned()),
+        (
+            member_me["id"].as_str().unwrap().to_owned(),
+            "member".to_owned(),
+        ),
+    ];
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+
+    // The member works in tenant A; their own tenant B is another world.
+    let member_a = mesh.switch(&member, &tenant_a).await;
+    let tenant_b = mesh.create_tenant(&member, &unique("other")).await;
+    let (status, _) = mesh
+        .get(&format!("/v1/tenants/{tenant_a}/members"), Some(&member_a))
+        .await;
+    assert_eq!(status, 200);
+    for token in [&member_a, &owner_a] {
+        let (status, problem) = mesh
+            .get(&format!("/v1/tenants/{tenant_b}/members"), Some(token))
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (403, Some("AUTHZ")),
+            "{problem}"
+        );
+    }
+
+    // A spoofed tenant header changes nothing, either way.
+    for (path, expected) in [
+        (format!("/v1/tenants/{tenant_b}/members"), 403),
+        (format!("/v1/tenants/{tenant_a}/members"), 200),
+    ] {
+        let response = mesh
+            .http
+            .get(mesh.url(&path))
+            .bearer_auth(&member_a)
+            .header("x-tenant-id", &tenant_b)
+            .header("x-user-id", "00000000-0000-0000-0000-000000000000")
+            .header("x-roles", "owner")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{path}");
+    }
+
+    // An API key of tenant A, exchanged at the edge.
+    let (status, key) = mesh
+        .post(
+            &format!("/v1/tenants/{tenant_a}/api-keys"),
+            Some(&owner_a),
+            json!({ "name": "ci", "scopes": ["tenancy.member.read"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let secret = key["secret"].as_str().unwrap();
+    let response = mesh
+        .http
+        .get(mesh.url(&format!("/v1/tenants/{tenant_a}/members")))
+        .header("x-api-key", secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let response = mesh
+        .http
+        .get(mesh.url(&format!("/v1/tenants/{tenant_b}/members")))
+        .header("x-api-key", secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "the key is tenant A's");
+
+    // Bad tokens: 401 problem+json, each for its own reason.
+    let foreign = TestIssuer::start_with(ISSUER, AUDIENCE).await;
+    let expired = mesh.forge(&member_a, |c| {
+        c["iat"] = json!(1_600_000_000);
+        c["exp"] = json!(1_600_000_900);
+    });
+    let tampered = {
+        let mut parts: Vec<String> = member_a.split('.').map(str::to_owned).collect();
+        let mut claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        claims["tid"] = json!(tenant_b);
+        parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+        parts.join(".")
+    };
+    let alg_none = {
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT", "kid": KID }).to_string());
+        let payload = member_a.split('.').nth(1).unwrap();
+        format!("{header}.{payload}.")
+    };
+    let foreign_key = foreign.token(
+        TokenSpec::any_user()
+            .tenant(tenant_b.parse().unwrap())
+            .perm("*"),
+    );
+    let mut kid_spoof_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    kid_spoof_header.kid = Some(KID.into());
+    let kid_spoof = keel_testkit::tokens::encode(
+        &kid_spoof_header,
+        &foreign.claims(&TokenSpec::any_user().tenant(tenant_b.parse().unwrap())),
+        foreign.current_key().encoding_key(),
+    );
+    for (case, token) in [
+        ("expired", expired),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("foreign key", foreign_key),
+        ("foreign key under identity's kid", kid_spoof),
+    ] {
+        let (status, problem) = mesh
+            .get(&format!("/v1/tenants/{tenant_b}/members"), Some(&token))
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (401, Some("AUTHN")),
+            "{case}: {problem}"
+        );
+    }
+
+    // Public routes work without a token; the JWKS is identity's.
+    let (status, jwks) = mesh.get("/.well-known/jwks.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["kid"], KID);
+    assert_eq!(jwks["keys"][0]["use"], "sig");
+}
