@@ -14,49 +14,99 @@ use crate::report::{Report, micros, quantile};
 
 const PASSWORD: &str = "Correct horse 42 battery!";
 
+/// A running identity service on its own database and broker, with one registered user.
+pub struct IdentityUnderTest {
+    pub running: keel_kernel::app::Running,
+    pub auth: AuthServiceClient<Channel>,
+    pub channel: Channel,
+    pub hashing: keel_identity::settings::HashingSettings,
+    _database: TestDatabase,
+    _broker: TestNats,
+    keys: std::path::PathBuf,
+}
+
+impl IdentityUnderTest {
+    /// Production password hashing unless `cheap_hashing` (for benchmarks not about login).
+    pub async fn start(cheap_hashing: bool) -> anyhow::Result<IdentityUnderTest> {
+        let database = TestDatabase::create().await;
+        let broker = TestNats::start().await;
+        let keys =
+            std::env::temp_dir().join(format!("keel-bench-keys-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&keys)?;
+        tokens::write_ed25519_pem(&keys.join("bench-1.pem"));
+        let mut settings = IdentitySettings {
+            signing: SigningSettings {
+                active_kid: "bench-1".into(),
+                keys: vec![SigningKeyFile {
+                    kid: "bench-1".into(),
+                    private_key_file: keys.join("bench-1.pem"),
+                }],
+            },
+            ..IdentitySettings::default()
+        };
+        if cheap_hashing {
+            settings.password_hashing.memory_kib = 1024;
+            settings.password_hashing.iterations = 1;
+        }
+        let mut config = stack::config_with(
+            "identity",
+            database.provision("identity").await,
+            stack::nats_config(&broker.url()),
+            settings,
+        );
+        config.auth.issuer = "keel".into();
+        config.auth.audience = "keel".into();
+        config.telemetry.log_level = "error".into();
+        config.grpc.concurrency_limit = 4096;
+        let hashing = config.app.password_hashing.clone();
+        let running = keel_identity::app::build(config).await?;
+        let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?
+            .connect()
+            .await?;
+        let mut auth = AuthServiceClient::new(channel.clone());
+        auth.register(pb::RegisterRequest {
+            email: "bench@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: "Bench".into(),
+        })
+        .await?;
+        Ok(IdentityUnderTest {
+            running,
+            auth,
+            channel,
+            hashing,
+            _database: database,
+            _broker: broker,
+            keys,
+        })
+    }
+
+    pub async fn access_token(&mut self) -> anyhow::Result<String> {
+        let pair = self
+            .auth
+            .login(pb::LoginRequest {
+                email: "bench@example.com".into(),
+                password: PASSWORD.into(),
+            })
+            .await?;
+        Ok(pair.into_inner().access_token)
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await?;
+        let _ = std::fs::remove_dir_all(&self.keys);
+        Ok(())
+    }
+}
+
 pub async fn login_and_verification(
     report: &mut Report,
     logins: usize,
     verifications: usize,
 ) -> anyhow::Result<()> {
-    let database = TestDatabase::create().await;
-    let broker = TestNats::start().await;
-    let keys =
-        std::env::temp_dir().join(format!("keel-bench-keys-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&keys)?;
-    tokens::write_ed25519_pem(&keys.join("bench-1.pem"));
-    // Production password hashing (the settings' defaults): login cost is mostly argon2id.
-    let settings = IdentitySettings {
-        signing: SigningSettings {
-            active_kid: "bench-1".into(),
-            keys: vec![SigningKeyFile {
-                kid: "bench-1".into(),
-                private_key_file: keys.join("bench-1.pem"),
-            }],
-        },
-        ..IdentitySettings::default()
-    };
-    let mut config = stack::config_with(
-        "identity",
-        database.provision("identity").await,
-        stack::nats_config(&broker.url()),
-        settings,
-    );
-    config.auth.issuer = "keel".into();
-    config.auth.audience = "keel".into();
-    config.telemetry.log_level = "error".into();
-    let hashing = config.app.password_hashing.clone();
-    let running = keel_identity::app::build(config).await?;
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?
-        .connect()
-        .await?;
-    let mut auth = AuthServiceClient::new(channel);
-    auth.register(pb::RegisterRequest {
-        email: "bench@example.com".into(),
-        password: PASSWORD.into(),
-        display_name: "Bench".into(),
-    })
-    .await?;
+    let identity = IdentityUnderTest::start(false).await?;
+    let hashing = identity.hashing.clone();
+    let mut auth = identity.auth.clone();
     let login = || pb::LoginRequest {
         email: "bench@example.com".into(),
         password: PASSWORD.into(),
@@ -97,7 +147,10 @@ pub async fn login_and_verification(
 
     // Verification as every service does it: the kernel verifier with identity's JWKS over HTTP.
     let verifier = JwtVerifier::new(&AuthConfig {
-        jwks_url: format!("http://{}/.well-known/jwks.json", running.admin_addr),
+        jwks_url: format!(
+            "http://{}/.well-known/jwks.json",
+            identity.running.admin_addr
+        ),
         issuer: "keel".into(),
         audience: "keel".into(),
         jwks_min_refetch_secs: 30,
@@ -110,8 +163,7 @@ pub async fn login_and_verification(
     }
     let verifying = started.elapsed();
 
-    running.stop().await?;
-    let _ = std::fs::remove_dir_all(&keys);
+    identity.stop().await?;
     let per_second = |n: usize, d: Duration| format!("{:.0}/s", n as f64 / d.as_secs_f64());
     report.section(
         "Login and token verification",

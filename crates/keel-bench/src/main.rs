@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod events;
+mod gateway;
 mod identity;
 mod report;
 
@@ -23,6 +24,12 @@ async fn main() -> anyhow::Result<()> {
     let mut report = Report::new();
     events::relay_throughput(&mut report, if quick { 2_000 } else { 20_000 }).await?;
     events::commit_to_effect_latency(&mut report, if quick { 100 } else { 1_000 }).await?;
+    gateway::direct_vs_gateway(
+        &mut report,
+        if quick { 200 } else { 2_000 },
+        if quick { 50 } else { 400 },
+    )
+    .await?;
     identity::login_and_verification(
         &mut report,
         if quick { 10 } else { 100 },
