@@ -25,6 +25,11 @@ PORT="${FUZZ_PORT:-18080}"
 ADMIN_PORT="${FUZZ_ADMIN_PORT:-19090}"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-30}"
 WORKERS="${FUZZ_WORKERS:-2}"
+# Not the `coverage` phase by default: with schemathesis 4.32.5 and hypothesis 6.170 it can crash
+# inside hypothesis (its AST walk of schemathesis' largest source file to describe a filter lambda
+# hits "AST constructor recursion depth mismatch"), failing the run with no finding against the API.
+# `FUZZ_PHASES=examples,coverage,fuzzing` brings it back.
+PHASES="${FUZZ_PHASES:-examples,fuzzing}"
 CARGO="${CARGO:-cargo}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
@@ -141,6 +146,7 @@ seed=()
 say "schemathesis $SCHEMATHESIS_VERSION against $GATEWAY_URL/openapi.json ($MAX_EXAMPLES examples per operation)"
 "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$GATEWAY_URL/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --phases "$PHASES" \
     --header "Authorization: Bearer $token" \
     --exclude-operation-id identity.v1.AuthService.Logout \
     --generation-with-security-parameters false \
