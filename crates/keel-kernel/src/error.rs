@@ -308,6 +308,13 @@ impl From<sqlx::Error> for Error {
                 }
                 sqlx::error::ErrorKind::CheckViolation
                 | sqlx::error::ErrorKind::NotNullViolation => Error::internal(err),
+                // NUL and other characters Postgres text cannot hold: the client's input, not a
+                // fault of ours. Handlers should reject them first; this keeps a miss from being a 500.
+                _ if matches!(db.code().as_deref(), Some("22021" | "22P05")) => Error::invalid(
+                    "(text field)",
+                    "contains a character that cannot be stored (e.g. NUL)",
+                )
+                .with_cause(err),
                 _ if db.code().as_deref() == Some("40001")
                     || db.code().as_deref() == Some("40P01") =>
                 {

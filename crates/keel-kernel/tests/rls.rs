@@ -175,3 +175,22 @@ async fn the_convention_check_flags_a_tenant_table_without_row_level_security() 
         ]
     );
 }
+
+#[tokio::test]
+async fn text_postgres_cannot_store_is_a_validation_error_not_an_internal_one() {
+    let database = TestDatabase::create().await;
+    let pool = service_pool(&database, "demo").await;
+    let tenant = TenantId::new();
+    let mut tx = db::tenant_tx(&pool, tenant).await.unwrap();
+    let err = sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
+        .bind(tenant)
+        .bind(uuid::Uuid::now_v7())
+        .bind("nul \u{0} byte")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        keel_kernel::Error::from(err).code(),
+        keel_kernel::ErrorCode::Validation
+    );
+}

@@ -529,3 +529,14 @@ async fn a_user_can_be_looked_up_by_themselves_and_by_members_of_a_shared_tenant
         .expect_err("no shared tenant");
     assert_eq!(code(&unscoped), ErrorCode::NotFound);
 }
+
+#[tokio::test]
+async fn a_login_email_with_a_nul_character_is_a_validation_error_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let err = app
+        .login_with("nul\u{0}@example.com", PASSWORD)
+        .await
+        .expect_err("control characters are refused");
+    assert_eq!(code(&err), ErrorCode::Validation);
+    assert!(err.message().contains("email"), "{}", err.message());
+}

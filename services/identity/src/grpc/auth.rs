@@ -233,6 +233,12 @@ async fn login(
     let mut fields = convert::Fields::new();
     if request.email.trim().is_empty() {
         fields.reject(Error::invalid("email", "is required"));
+    } else if request.email.chars().any(char::is_control) {
+        // No account can have such an email, so saying so reveals nothing about who exists.
+        fields.reject(Error::invalid(
+            "email",
+            "must not contain control characters",
+        ));
     }
     if request.password.is_empty() {
         fields.reject(Error::invalid("password", "is required"));
