@@ -275,13 +275,16 @@ impl Relay {
 
     /// Relay batches until one comes back short (the outbox is drained) or a publish fails.
     pub async fn drain(&self) -> Result<(), Error> {
-        loop {
-            let relayed = self.relay_batch().await;
-            self.refresh_backlog().await;
-            if relayed? < self.config.batch_size as usize {
-                return Ok(());
+        let drained = loop {
+            match self.relay_batch().await {
+                Ok(relayed) if relayed < self.config.batch_size as usize => break Ok(()),
+                Ok(_) => continue,
+                Err(err) => break Err(err),
             }
-        }
+        };
+        // Once per drain, not per batch: the gauge needs no finer grain than the wake-ups.
+        self.refresh_backlog().await;
+        drained
     }
 
     /// Claim one batch, publish it in order, mark the acknowledged prefix, commit. Returns how many

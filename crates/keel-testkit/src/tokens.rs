@@ -467,8 +467,9 @@ fn unix_now() -> i64 {
 }
 
 /// Write a fresh Ed25519 private key to `path` as a PKCS#8 PEM file, exactly what
-/// `openssl genpkey -algorithm ed25519` writes: identity's signing-key format.
-pub fn write_ed25519_pem(path: &std::path::Path) {
+/// `openssl genpkey -algorithm ed25519` writes: identity's signing-key format. Returns the PKCS#8
+/// DER, for tests that sign with the same key.
+pub fn write_ed25519_pem(path: &std::path::Path) -> Vec<u8> {
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let der = signing
         .to_pkcs8_der()
@@ -484,4 +485,5 @@ pub fn write_ed25519_pem(path: &std::path::Path) {
         lines.join("\n")
     );
     std::fs::write(path, pem).expect("write the key file");
+    der.as_bytes().to_vec()
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use keel_edge_gateway::config::{GatewayConfig, parse};
 use keel_edge_gateway::{Application, Loaded, descriptors};
 use keel_identity::settings::{
@@ -57,10 +56,8 @@ impl Mesh {
         let keys_dir =
             std::env::temp_dir().join(format!("keel-e2e-keys-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&keys_dir).unwrap();
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let signing_der = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
         let key_file: PathBuf = keys_dir.join(format!("{KID}.pem"));
-        std::fs::write(&key_file, pem(&signing_der)).unwrap();
+        let signing_der = keel_testkit::tokens::write_ed25519_pem(&key_file);
         let identity_settings = IdentitySettings {
             signing: SigningSettings {
                 active_kid: KID.into(),
@@ -273,20 +270,6 @@ api_keys: {{ upstream: identity, cache_secs: 30 }}
         let key = jsonwebtoken::EncodingKey::from_ed_der(&self.signing_der);
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
-}
-
-/// PKCS#8 DER as the PEM file `openssl genpkey -algorithm ed25519` writes.
-fn pem(der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    )
 }
 
 async fn eventually<T, F, Fut>(mut attempt: F) -> T

@@ -7,7 +7,7 @@ mod common;
 
 use common::{TestApp, bearer, claims_of, code, eventually, unique_email};
 use keel_kernel::app::Running;
-use keel_kernel::config::{AuthConfig, Config};
+use keel_kernel::config::AuthConfig;
 use keel_kernel::{ErrorCode, TenantId};
 use keel_proto::tenancy::v1 as tenancy;
 use keel_proto::tenancy::v1::membership_service_client::MembershipServiceClient;
@@ -29,31 +29,21 @@ impl Mesh {
         let admins = vec![admin_email.clone()];
         let identity = TestApp::spawn_with(move |s| s.platform_admins = admins).await;
         let db_config = identity.db.provision("tenancy").await;
-        let base = stack::config(
+        let mut config = stack::config_with(
             "tenancy",
             db_config,
             stack::nats_config(&identity.nats.url()),
-        );
-        let config = Config {
-            service: base.service,
-            grpc: base.grpc,
-            admin: base.admin,
-            database: base.database,
-            nats: base.nats,
-            auth: AuthConfig {
-                jwks_url: format!("http://{}/.well-known/jwks.json", identity.admin_addr),
-                issuer: common::ISSUER.into(),
-                audience: common::AUDIENCE.into(),
-                jwks_min_refetch_secs: 0,
-                leeway_secs: 5,
-            },
-            telemetry: base.telemetry,
-            outbox: base.outbox,
-            consumer: base.consumer,
-            app: keel_tenancy::Settings {
+            keel_tenancy::Settings {
                 auto_approve: true,
                 ..keel_tenancy::Settings::default()
             },
+        );
+        config.auth = AuthConfig {
+            jwks_url: format!("http://{}/.well-known/jwks.json", identity.admin_addr),
+            issuer: common::ISSUER.into(),
+            audience: common::AUDIENCE.into(),
+            jwks_min_refetch_secs: 0,
+            leeway_secs: 5,
         };
         let running = keel_tenancy::build(config).await.expect("tenancy starts");
         let tenancy = Channel::from_shared(format!("http://{}", running.grpc_addr))

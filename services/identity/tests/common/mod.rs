@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use keel_identity::settings::{
     HashingSettings, IdentitySettings, LockoutSettings, SigningKeyFile, SigningSettings,
 };
@@ -82,19 +81,7 @@ pub fn test_settings(keys_dir: &std::path::Path) -> IdentitySettings {
 
 /// A fresh Ed25519 key as a PKCS#8 PEM file, like `openssl genpkey -algorithm ed25519` writes.
 pub fn write_key(path: &std::path::Path) {
-    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let der = key.to_pkcs8_der().unwrap();
-    let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    );
-    std::fs::write(path, pem).unwrap();
+    keel_testkit::tokens::write_ed25519_pem(path);
 }
 
 pub fn config(
@@ -102,25 +89,15 @@ pub fn config(
     nats_url: &str,
     settings: IdentitySettings,
 ) -> Config<IdentitySettings> {
-    let base = stack::config("identity", db, stack::nats_config(nats_url));
-    Config {
-        service: base.service,
-        grpc: base.grpc,
-        admin: base.admin,
-        database: base.database,
-        nats: base.nats,
-        auth: AuthConfig {
-            jwks_url: String::new(),
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            jwks_min_refetch_secs: 0,
-            leeway_secs: 5,
-        },
-        telemetry: base.telemetry,
-        outbox: base.outbox,
-        consumer: base.consumer,
-        app: settings,
-    }
+    let mut config = stack::config_with("identity", db, stack::nats_config(nats_url), settings);
+    config.auth = AuthConfig {
+        jwks_url: String::new(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        jwks_min_refetch_secs: 0,
+        leeway_secs: 5,
+    };
+    config
 }
 
 impl TestApp {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use keel_kernel::app::Running;
 use keel_kernel::auth::roles;
-use keel_kernel::config::{Config, DatabaseConfig};
+use keel_kernel::config::DatabaseConfig;
 use keel_kernel::{ErrorCode, TenantId, UserId};
 use keel_proto::events::v1::EventEnvelope;
 use keel_proto::tenancy::v1 as pb;
@@ -90,23 +90,13 @@ impl TestApp {
         let nats = TestNats::start().await;
         let db = TestDatabase::create().await;
         let db_config = db.provision("tenancy").await;
-        let base = stack::config(
+        let mut config = stack::config_with(
             "tenancy",
             db_config.clone(),
             stack::nats_config(&nats.url()),
+            settings,
         );
-        let config = Config {
-            service: base.service,
-            grpc: base.grpc,
-            admin: base.admin,
-            database: base.database,
-            nats: base.nats,
-            auth: issuer.auth_config(),
-            telemetry: base.telemetry,
-            outbox: base.outbox,
-            consumer: base.consumer,
-            app: settings,
-        };
+        config.auth = issuer.auth_config();
         let running = keel_tenancy::build(config).await.expect("tenancy starts");
         let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
             .expect("valid uri")
