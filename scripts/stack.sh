@@ -442,6 +442,11 @@ cmd_install() {
     if ! find_pg_bindir 2>/dev/null; then pkgs+=(postgresql); fi
     command -v nats-server >/dev/null 2>&1 || pkgs+=(nats-server)
     command -v make >/dev/null 2>&1 || pkgs+=(make)
+    # identity's dev signing key (`make run`) is made with openssl.
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+    # The Python stub check and the API fuzz run use a venv; Debian splits ensurepip out.
+    command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
     if [ "${#pkgs[@]}" -eq 0 ]; then
         say "postgres ($PG_BIN) and nats-server ($(command -v nats-server)) already installed"
         return 0
@@ -463,6 +468,7 @@ cmd_install() {
 
 needs_install() {
     if ! command -v nats-server >/dev/null 2>&1; then return 0; fi
+    if ! command -v openssl >/dev/null 2>&1; then return 0; fi
     PG_BIN=""
     ! find_pg_bindir 2>/dev/null
 }
