@@ -297,11 +297,7 @@ async fn replay_dead_letter(
 
 /// A platform error as JSON with its HTTP status; internal causes are logged, never shown.
 fn admin_error(err: crate::Error) -> Response {
-    let status = match err.code() {
-        crate::ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        crate::ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let status = err.code().http_status();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = ?err, "admin request failed");
     }

@@ -6,6 +6,7 @@
 //! bodies without knowing the service. Internal causes are logged here, once, and never sent.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tonic_types::{ErrorDetails, StatusExt};
@@ -17,19 +18,29 @@ pub enum ErrorCode {
     Authn,
     Authz,
     NotFound,
+    /// Something with this identity already exists (a duplicate slug, email, key).
     Conflict,
+    /// The request is valid but the resource is not in a state that allows it (an expired
+    /// invitation, the last owner, a task that is not assigned). Retrying the same request will
+    /// not help until the state changes.
+    FailedPrecondition,
+    /// A concurrent change won (a serialization failure, a lock timeout, a stale etag): retrying
+    /// the whole read-modify-write may succeed.
+    Aborted,
     RateLimit,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::Validation,
         ErrorCode::Authn,
         ErrorCode::Authz,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::Aborted,
         ErrorCode::RateLimit,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -42,6 +53,8 @@ impl ErrorCode {
             ErrorCode::Authz => "AUTHZ",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::FailedPrecondition => "FAILED_PRECONDITION",
+            ErrorCode::Aborted => "ABORTED",
             ErrorCode::RateLimit => "RATE_LIMIT",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
@@ -62,6 +75,8 @@ impl ErrorCode {
             ErrorCode::Authz => tonic::Code::PermissionDenied,
             ErrorCode::NotFound => tonic::Code::NotFound,
             ErrorCode::Conflict => tonic::Code::AlreadyExists,
+            ErrorCode::FailedPrecondition => tonic::Code::FailedPrecondition,
+            ErrorCode::Aborted => tonic::Code::Aborted,
             ErrorCode::RateLimit => tonic::Code::ResourceExhausted,
             ErrorCode::Unavailable => tonic::Code::Unavailable,
             ErrorCode::Internal => tonic::Code::Internal,
@@ -73,13 +88,13 @@ impl ErrorCode {
     pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
         use tonic::Code;
         match code {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                ErrorCode::Validation
-            }
+            Code::InvalidArgument | Code::OutOfRange => ErrorCode::Validation,
+            Code::FailedPrecondition => ErrorCode::FailedPrecondition,
+            Code::Aborted => ErrorCode::Aborted,
             Code::Unauthenticated => ErrorCode::Authn,
             Code::PermissionDenied => ErrorCode::Authz,
             Code::NotFound => ErrorCode::NotFound,
-            Code::AlreadyExists | Code::Aborted => ErrorCode::Conflict,
+            Code::AlreadyExists => ErrorCode::Conflict,
             Code::ResourceExhausted => ErrorCode::RateLimit,
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorCode::Unavailable,
             Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
@@ -87,6 +102,53 @@ impl ErrorCode {
             }
         }
     }
+}
+
+    /// The HTTP status of this code, by the canonical gRPC table (so FAILED_PRECONDITION is 400
+    /// and ABORTED 409). The gateway's problem+json and the admin port both answer with it.
+    pub fn http_status(self) -> http::StatusCode {
+        http_status(self.grpc_code())
+    }
+}
+
+/// The canonical gRPC → HTTP table (google.rpc.Code's documented mapping).
+pub fn http_status(code: tonic::Code) -> http::StatusCode {
+    use http::StatusCode;
+    use tonic::Code;
+    match code {
+        Code::Ok => StatusCode::OK,
+        // 499 is nginx's "client closed request"; it is a valid status code.
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => StatusCode::BAD_REQUEST,
+        Code::Aborted => StatusCode::CONFLICT,
+        Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+    }
+}
+
+/// The error domain (`google.rpc.ErrorInfo.domain`) of every status this process sends: its
+/// service name, set once at start-up by the platform bootstrap.
+static DOMAIN: OnceLock<String> = OnceLock::new();
+
+/// Name the service whose errors this process reports. The first call wins; later calls (tests
+/// that start several services in one process) keep it, which only affects the `domain` label.
+pub fn set_domain(service: &str) {
+    let _ = DOMAIN.set(service.to_owned());
+}
+
+fn domain() -> &'static str {
+    DOMAIN.get().map(String::as_str).unwrap_or("keel")
 }
 
 impl fmt::Display for ErrorCode {
@@ -109,6 +171,9 @@ pub struct Error {
     message: String,
     violations: Vec<FieldViolation>,
     retry_after: Option<Duration>,
+    /// The database constraint behind a CONFLICT, for the repository to reword in domain terms.
+    /// Never sent to a client.
+    constraint: Option<String>,
     cause: Option<anyhow::Error>,
 }
 
@@ -121,6 +186,7 @@ impl Error {
             message: message.into(),
             violations: Vec::new(),
             retry_after: None,
+            constraint: None,
             cause: None,
         }
     }
@@ -161,6 +227,17 @@ impl Error {
         Error::new(ErrorCode::Conflict, message)
     }
 
+    /// The resource's state does not allow this (FAILED_PRECONDITION); the message should name the
+    /// state and, where there are some, the moves that are allowed.
+    pub fn failed_precondition(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::FailedPrecondition, message)
+    }
+
+    /// A concurrent change won (ABORTED): the client may retry the whole operation.
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Aborted, message)
+    }
+
     pub fn rate_limited(retry_after: Duration) -> Self {
         Error {
             retry_after: Some(retry_after),
@@ -197,6 +274,20 @@ impl Error {
         self.code
     }
 
+    /// The database constraint a CONFLICT came from, if it came from one.
+    pub fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    /// Reword the unique violation of `constraint` in domain terms ("a tenant with this slug
+    /// already exists"), so that no constraint name reaches a client. Any other error passes.
+    pub fn on_constraint(mut self, constraint: &str, message: impl Into<String>) -> Self {
+        if self.constraint.as_deref() == Some(constraint) {
+            self.message = message.into();
+        }
+        self
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -209,8 +300,14 @@ impl Error {
         self.retry_after
     }
 
-    /// Convert to a gRPC status with google.rpc details. `domain` is the service name.
-    pub fn into_status(self, domain: &str) -> tonic::Status {
+    /// Convert to a gRPC status with google.rpc details, in the domain set by [`set_domain`].
+    /// Handlers just use `?`: this runs through `From<Error> for tonic::Status`.
+    pub fn into_status(self) -> tonic::Status {
+        self.into_status_in(domain())
+    }
+
+    /// [`Self::into_status`] with an explicit domain (a process that speaks for several services).
+    pub fn into_status_in(self, domain: &str) -> tonic::Status {
         if let Some(cause) = &self.cause {
             // Logged once, here, at the edge of the service; never part of the status.
             match self.code {
@@ -266,8 +363,15 @@ impl Error {
             message: status.message().to_owned(),
             violations,
             retry_after,
+            constraint: None,
             cause: None,
         }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        err.into_status()
     }
 }
 
@@ -297,15 +401,18 @@ impl From<sqlx::Error> for Error {
         match &err {
             sqlx::Error::RowNotFound => Error::new(ErrorCode::NotFound, "not found"),
             sqlx::Error::Database(db) => match db.kind() {
-                sqlx::error::ErrorKind::UniqueViolation => {
-                    let constraint = db.constraint().unwrap_or("unique").to_owned();
-                    Error::conflict(format!("already exists ({constraint})")).with_cause(err)
+                // The constraint name stays inside: the repository rewords it with
+                // `on_constraint`, and the default says nothing about the schema.
+                sqlx::error::ErrorKind::UniqueViolation => Error {
+                    constraint: db.constraint().map(str::to_owned),
+                    ..Error::conflict("already exists")
                 }
-                sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    let constraint = db.constraint().unwrap_or("foreign key").to_owned();
-                    Error::invalid(constraint, "refers to something that does not exist")
-                        .with_cause(err)
+                .with_cause(err),
+                sqlx::error::ErrorKind::ForeignKeyViolation => Error {
+                    constraint: db.constraint().map(str::to_owned),
+                    ..Error::failed_precondition("refers to something that does not exist")
                 }
+                .with_cause(err),
                 sqlx::error::ErrorKind::CheckViolation
                 | sqlx::error::ErrorKind::NotNullViolation => Error::internal(err),
                 // NUL and other characters Postgres text cannot hold: the client's input, not a
@@ -315,10 +422,9 @@ impl From<sqlx::Error> for Error {
                     "contains a character that cannot be stored (e.g. NUL)",
                 )
                 .with_cause(err),
-                _ if db.code().as_deref() == Some("40001")
-                    || db.code().as_deref() == Some("40P01") =>
-                {
-                    Error::new(ErrorCode::Conflict, "concurrent update, retry").with_cause(err)
+                // Serialization failure, deadlock, lock timeout: another transaction won.
+                _ if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03")) => {
+                    Error::aborted("a concurrent change won; retry").with_cause(err)
                 }
                 _ => Error::internal(err),
             },
@@ -343,7 +449,7 @@ mod tests {
     #[test]
     fn every_code_round_trips_through_a_grpc_status() {
         for code in ErrorCode::ALL {
-            let status = Error::new(code, "boom").into_status("test");
+            let status = Error::new(code, "boom").into_status_in("test");
             assert_eq!(status.code(), code.grpc_code());
             assert_eq!(Error::from_status(&status).code(), code);
         }
@@ -361,7 +467,7 @@ mod tests {
                 description: "too short".into(),
             },
         ])
-        .into_status("identity");
+        .into_status_in("identity");
         let back = Error::from_status(&status);
         assert_eq!(back.code(), ErrorCode::Validation);
         assert_eq!(back.violations().len(), 2);
@@ -371,7 +477,7 @@ mod tests {
     #[test]
     fn internal_causes_never_reach_the_client() {
         let status = Error::internal(anyhow::anyhow!("password=hunter2 at 10.0.0.1"))
-            .into_status("identity");
+            .into_status_in("identity");
         assert_eq!(status.message(), "internal error");
         assert!(!format!("{status:?}").contains("hunter2"));
     }
@@ -384,7 +490,7 @@ mod tests {
 
     #[test]
     fn rate_limits_carry_their_retry_delay() {
-        let status = Error::rate_limited(Duration::from_secs(3)).into_status("gateway");
+        let status = Error::rate_limited(Duration::from_secs(3)).into_status_in("gateway");
         assert_eq!(
             Error::from_status(&status).retry_after(),
             Some(Duration::from_secs(3))

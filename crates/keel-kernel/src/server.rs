@@ -731,15 +731,15 @@ fn error_response(domain: &str, err: BoxError) -> Response<Body> {
     let status = if err.is::<tower::timeout::error::Elapsed>() {
         tonic::Status::deadline_exceeded("the request took longer than the server allows")
     } else if err.is::<tower::load_shed::error::Overloaded>() {
-        crate::Error::unavailable("the server is overloaded, retry later").into_status(domain)
+        crate::Error::unavailable("the server is overloaded, retry later").into_status_in(domain)
     } else if err.is::<Aborted>() {
-        crate::Error::unavailable("the server is shutting down, retry").into_status(domain)
+        crate::Error::unavailable("the server is shutting down, retry").into_status_in(domain)
     } else {
         match err.downcast::<tonic::Status>() {
             Ok(status) => *status,
             Err(err) => match err.downcast::<crate::Error>() {
-                Ok(error) => error.into_status(domain),
-                Err(err) => crate::Error::internal(anyhow::anyhow!(err)).into_status(domain),
+                Ok(error) => error.into_status_in(domain),
+                Err(err) => crate::Error::internal(anyhow::anyhow!(err)).into_status_in(domain),
             },
         }
     };

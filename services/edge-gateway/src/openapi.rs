@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use keel_kernel::ErrorCode;
 use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
@@ -89,7 +90,7 @@ const DESCRIPTION: &str = "REST/JSON API of the keel platform, transcoded by the
 gRPC services' `google.api.http` annotations.\n\nJSON is ProtoJSON: lowerCamelCase names (the proto \
 names are accepted in requests too), 64-bit integers as strings, enums by name, timestamps in RFC 3339. \
 Unknown fields and unknown query parameters are refused with 400.\n\nEvery error is \
-`application/problem+json` with the platform's `code` (VALIDATION, AUTHN, AUTHZ, NOT_FOUND, CONFLICT, \
+`application/problem+json` with the platform's `code` (VALIDATION, AUTHN, AUTHZ, NOT_FOUND, CONFLICT, FAILED_PRECONDITION, ABORTED, \
 RATE_LIMIT, UNAVAILABLE, INTERNAL), the `requestId` and, for invalid fields, `violations`.\n\nServer-streaming \
 methods answer as Server-Sent Events with `Accept: text/event-stream`, otherwise as newline-delimited JSON.";
 
@@ -468,7 +469,7 @@ fn problem_schema() -> Value {
             "detail": { "type": "string", "description": "What went wrong, for humans." },
             "code": {
                 "type": "string",
-                "enum": ["VALIDATION", "AUTHN", "AUTHZ", "NOT_FOUND", "CONFLICT", "RATE_LIMIT", "UNAVAILABLE", "INTERNAL"],
+                "enum": ErrorCode::ALL.map(ErrorCode::as_str),
             },
             "requestId": { "type": "string", "description": "The request's id, also in the `X-Request-Id` header." },
             "violations": {

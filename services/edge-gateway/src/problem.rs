@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode, header};
+use keel_kernel::error::http_status;
 use keel_kernel::{Error, ErrorCode, FieldViolation};
 use serde::Serialize;
 
@@ -105,7 +106,7 @@ impl Problem {
             violations: error.violations().to_vec(),
             retry_after: error.retry_after(),
             ..Problem::new(
-                http_status(error.code().grpc_code()),
+                error.code().http_status(),
                 error.code(),
                 error.message(),
             )
@@ -218,30 +219,6 @@ pub fn type_uri(code: ErrorCode) -> String {
     )
 }
 
-/// The canonical gRPC -> HTTP table (google.rpc.Code). Exhaustive: a new code must choose.
-pub fn http_status(code: tonic::Code) -> StatusCode {
-    use tonic::Code;
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-        Code::Aborted => StatusCode::CONFLICT,
-        Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +246,7 @@ mod tests {
 
     #[test]
     fn error_info_decides_the_code_and_grpc_the_status() {
-        let status = Error::conflict("slug taken").into_status("tenancy");
+        let status = Error::conflict("slug taken").into_status_in("tenancy");
         let problem = Problem::from_status(&status, "tenancy");
         assert_eq!(problem.status, StatusCode::CONFLICT);
         assert_eq!(problem.code, ErrorCode::Conflict);

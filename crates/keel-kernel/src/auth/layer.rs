@@ -164,7 +164,7 @@ where
                         path = request.uri().path(),
                         "request not authenticated"
                     );
-                    return Ok(err.into_status(&layer.domain).into_http());
+                    return Ok(err.into_status_in(&layer.domain).into_http());
                 }
             }
             inner.call(request).await

@@ -47,7 +47,7 @@ pub struct State {
 impl State {
     /// A platform error as the status the client sees (causes are logged here, once).
     pub fn status(&self, err: Error) -> tonic::Status {
-        err.into_status(&self.service)
+        err.into_status_in(&self.service)
     }
 }
 

@@ -36,6 +36,6 @@ impl Context {
     fn reply<T>(&self, result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Status> {
         result
             .map(tonic::Response::new)
-            .map_err(|err| err.into_status(&self.domain))
+            .map_err(|err| err.into_status_in(&self.domain))
     }
 }
