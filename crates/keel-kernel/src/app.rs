@@ -47,6 +47,7 @@ impl<S> Platform<S> {
     /// make sure the event stream exists, and start this service's outbox relay.
     pub async fn start(config: Config<S>, migrations: &Migrator) -> Result<Platform<S>, Error> {
         let service = config.service.clone();
+        crate::error::set_domain(&service);
         let metrics = Arc::new(Metrics::new(&service));
         let db = db::connect(&service, &config.database, DATABASE_STARTUP_WAIT).await?;
         if config.database.migrate {
