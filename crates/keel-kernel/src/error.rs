@@ -102,7 +102,6 @@ impl ErrorCode {
             }
         }
     }
-}
 
     /// The HTTP status of this code, by the canonical gRPC table (so FAILED_PRECONDITION is 400
     /// and ABORTED 409). The gateway's problem+json and the admin port both answer with it.
