@@ -10,11 +10,11 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use prost::Message;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConsumerConfig, NatsConfig};
-use crate::db::{self, Tx};
+use crate::db::{TenantTx, Tx};
 use crate::error::Error;
 use crate::ids::TenantId;
 use crate::metrics::{ConsumerLabels, Metrics};
@@ -48,10 +48,48 @@ impl Event {
     }
 }
 
+/// The transaction an event is handled in: scoped to the event's tenant when the envelope names
+/// one (so the handler's repository calls get the same `&mut TenantTx` a request handler does),
+/// otherwise a plain transaction for global tables.
+pub enum EventTx {
+    Tenant(TenantTx),
+    Global(Tx),
+}
+
+impl EventTx {
+    /// The tenant-scoped transaction; an event without a tenant is a bad payload (VALIDATION, so
+    /// it is dead-lettered instead of retried).
+    pub fn tenant(&mut self) -> Result<&mut TenantTx, Error> {
+        match self {
+            EventTx::Tenant(tx) => Ok(tx),
+            EventTx::Global(_) => Err(Error::invalid("tenant_id", "this event needs a tenant")),
+        }
+    }
+
+    /// The connection, for global tables (and the inbox).
+    pub fn conn(&mut self) -> &mut PgConnection {
+        match self {
+            EventTx::Tenant(tx) => tx,
+            EventTx::Global(tx) => tx,
+        }
+    }
+
+    async fn commit(self) -> Result<(), Error> {
+        match self {
+            EventTx::Tenant(tx) => tx.commit().await,
+            EventTx::Global(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
 /// A consumer's domain logic. It runs inside the transaction that records the event in the inbox
 /// (already scoped to the event's tenant, if any): write through `tx` and the effect happens once.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>>;
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// What processing one delivery came to.
@@ -213,16 +251,17 @@ impl Consumer {
     async fn apply(&self, event: &Event) -> Result<bool, Error> {
         let event_id = uuid::Uuid::parse_str(&event.envelope.event_id)
             .map_err(|_| Error::invalid("event_id", "must be a UUID"))?;
-        let mut tx = self.pool.begin().await?;
-        if let Some(tenant) = event.tenant()? {
-            db::set_tenant(&mut tx, tenant).await?;
-        }
+        let tx = self.pool.begin().await?;
+        let mut tx = match event.tenant()? {
+            Some(tenant) => EventTx::Tenant(TenantTx::scope(tx, tenant).await?),
+            None => EventTx::Global(tx),
+        };
         let inserted = sqlx::query(
             "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(&self.name)
         .bind(event_id)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?
         .rows_affected();
         if inserted == 0 {

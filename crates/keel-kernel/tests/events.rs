@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use keel_kernel::consumer::{self, Consumer, Event, EventHandler, Outcome};
-use keel_kernel::db::{self, Tx};
+use keel_kernel::consumer::{self, Consumer, Event, EventHandler, EventTx, Outcome};
+use keel_kernel::db;
 use keel_kernel::ids::TenantId;
 use keel_kernel::metrics::Metrics;
 use keel_kernel::outbox::{NewEvent, Outbox, Relay};
@@ -143,16 +143,19 @@ impl NoteWriter {
 }
 
 impl EventHandler for NoteWriter {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            let tx = tx.tenant()?;
             self.calls.fetch_add(1, Ordering::SeqCst);
             let body = event.payload::<WhoAmIResponse>()?.subject;
             if body.starts_with("poison") && !self.healed.load(Ordering::SeqCst) {
                 return Err(Error::invalid("body", "poisonous"));
             }
-            let tenant = event
-                .tenant()?
-                .ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
+            let tenant = tx.tenant();
             sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
                 .bind(tenant)
                 .bind(uuid::Uuid::now_v7())
