@@ -25,6 +25,6 @@ pub mod telemetry;
 pub use actor::{Actor, ActorKind};
 pub use auth::{AuthLayer, Claims, JwtVerifier};
 pub use email::Email;
-pub use grpc::{Caller, RequestMeta, Violations};
 pub use error::{Error, ErrorCode, FieldViolation, Result};
+pub use grpc::{Caller, RequestMeta, Violations};
 pub use ids::{EventId, TenantId, UserId};

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use prost::Message;
-use sqlx::{PgConnection, PgPool};
 use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NatsConfig, OutboxConfig};

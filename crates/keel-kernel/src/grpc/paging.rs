@@ -68,7 +68,8 @@ impl PageToken {
         if token.is_empty() {
             return Ok(None);
         }
-        let invalid = || Error::invalid("page_token", "is not a page token returned by this method");
+        let invalid =
+            || Error::invalid("page_token", "is not a page token returned by this method");
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let text = String::from_utf8(raw).map_err(|_| invalid())?;
         let mut parts = text.splitn(3, ':');
@@ -199,7 +200,10 @@ mod tests {
             id: Uuid::now_v7(),
         };
         let token = PageToken::encode(&cursor);
-        assert_eq!(PageToken::decode::<TimeId>(&token).ok().flatten(), Some(cursor));
+        assert_eq!(
+            PageToken::decode::<TimeId>(&token).ok().flatten(),
+            Some(cursor)
+        );
     }
 
     #[test]
@@ -216,7 +220,10 @@ mod tests {
         let size = PageSize::parse(2).expect("valid");
         let (rows, next) = split_page(vec![1, 2, 3], size, |n| Rank(*n));
         assert_eq!(rows, vec![1, 2]);
-        assert_eq!(PageToken::decode::<Rank>(&next).ok().flatten(), Some(Rank(2)));
+        assert_eq!(
+            PageToken::decode::<Rank>(&next).ok().flatten(),
+            Some(Rank(2))
+        );
         let (rows, next) = split_page(vec![1, 2], size, |n| Rank(*n));
         assert_eq!((rows, next.as_str()), (vec![1, 2], ""));
     }

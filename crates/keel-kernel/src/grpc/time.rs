@@ -15,8 +15,8 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 
 /// A request's Timestamp field as a time; VALIDATION naming `field` when out of range.
 pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    let nanos = u32::try_from(ts.nanos)
-        .map_err(|_| Error::invalid(field, "nanos must not be negative"))?;
+    let nanos =
+        u32::try_from(ts.nanos).map_err(|_| Error::invalid(field, "nanos must not be negative"))?;
     DateTime::from_timestamp(ts.seconds, nanos)
         .ok_or_else(|| Error::invalid(field, "is not a valid time"))
 }

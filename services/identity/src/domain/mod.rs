@@ -7,7 +7,7 @@ pub mod password;
 pub mod permissions;
 pub mod secrets;
 
-pub use keel_kernel::Email;
 pub use ids::{ApiKeyId, RoleId, SessionId};
+pub use keel_kernel::Email;
 pub use names::{DisplayName, RoleName};
 pub use password::{Password, PasswordHasherConfig};
