@@ -133,7 +133,8 @@ provision_services() {
     local svc
     eval "$(bash "$ROOT/scripts/stack.sh" env)"
     for svc in "$@"; do
-        "$BIN_DIR/keel-provision" --admin-url "$KEEL_DEV_PG_URL" --config "$ROOT/config/$svc.yaml" |
+        "$BIN_DIR/keel-provision" --admin-url "$KEEL_DEV_PG_URL" --nats-admin-url "$KEEL_DEV_NATS_URL" \
+            --config "$ROOT/config/$svc.yaml" |
             sed 's/^/==> /' || { warn "$svc: provisioning its database role and schema failed"; return 1; }
     done
 }

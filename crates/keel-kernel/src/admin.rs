@@ -137,19 +137,16 @@ impl AdminServer {
         self
     }
 
-    /// The dead-letter endpoints, over this service's `dead_letters` table and event stream.
-    pub fn dead_letters(
-        self,
-        pool: sqlx::PgPool,
-        js: async_nats::jetstream::Context,
-    ) -> AdminServer {
+    /// The dead-letter endpoints, over this service's `dead_letters` table (a replay is carried
+    /// out by the service's own consumer; see `consumer::replay_dead_letter`).
+    pub fn dead_letters(self, pool: sqlx::PgPool) -> AdminServer {
         let router = axum::Router::new()
             .route("/dead-letters", get(list_dead_letters))
             .route(
                 "/dead-letters/{id}/replay",
                 axum::routing::post(replay_dead_letter),
             )
-            .with_state(DeadLetterState { pool, js });
+            .with_state(DeadLetterState { pool });
         self.routes(router)
     }
 
@@ -266,7 +263,6 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
 #[derive(Clone)]
 struct DeadLetterState {
     pool: sqlx::PgPool,
-    js: async_nats::jetstream::Context,
 }
 
 #[derive(serde::Deserialize)]
@@ -289,7 +285,7 @@ async fn replay_dead_letter(
     State(state): State<DeadLetterState>,
     axum::extract::Path(id): axum::extract::Path<i64>,
 ) -> Response {
-    match crate::consumer::replay_dead_letter(&state.pool, &state.js, id).await {
+    match crate::consumer::replay_dead_letter(&state.pool, id).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "replayed": id }))).into_response(),
         Err(err) => admin_error(err),
     }

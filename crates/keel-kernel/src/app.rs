@@ -135,7 +135,7 @@ impl<S> Platform<S> {
         let admin = AdminServer::new(&self.config.admin, self.metrics.clone())
             .readiness(ReadinessCheck::postgres(self.db.clone()))
             .readiness(ReadinessCheck::nats(self.nats.clone()))
-            .dead_letters(self.db.clone(), self.js.clone())
+            .dead_letters(self.db.clone())
             .routes(self.admin_routes)
             .linger(Duration::from_millis(200))
             .bind()

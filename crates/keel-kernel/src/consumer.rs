@@ -105,6 +105,9 @@ pub enum Outcome {
     Undecodable(String),
 }
 
+/// How often a consumer looks for dead letters an operator asked to replay.
+const REPLAY_POLL: Duration = Duration::from_secs(1);
+
 /// An event failing transiently for longer than this is logged at ERROR on every retry, so an
 /// alert can tell a slow consumer from a stuck one.
 const STALE_EVENT_AGE: Duration = Duration::from_secs(300);
@@ -227,10 +230,12 @@ impl Consumer {
             .await
             .map_err(|err| Error::unavailable("cannot pull messages").with_cause(err))?;
         let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+        let mut replay_tick = tokio::time::interval(REPLAY_POLL);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = lag_tick.tick() => self.refresh_gauges(&durable).await,
+                _ = replay_tick.tick() => self.replay_requested().await,
                 next = messages.next() => match next {
                     None => return Err(Error::unavailable("message stream ended")),
                     Some(Err(err)) => {
@@ -340,6 +345,67 @@ impl Consumer {
         if let Err(err) = result {
             // The server will redeliver after ack_wait; the inbox keeps that harmless.
             tracing::warn!(consumer = %self.name, error = %err, "could not settle message");
+        }
+    }
+
+    /// Run the handler on the dead letters an operator asked to replay. Each request is claimed
+    /// (cleared) atomically, so one replica replays it; a crash between claim and apply drops the
+    /// request, and the dead letter stays listed for the operator to ask again.
+    async fn replay_requested(&self) {
+        let claimed: Result<Vec<(i64, String, Vec<u8>)>, sqlx::Error> = sqlx::query_as(
+            "UPDATE dead_letters SET replay_requested_at = NULL WHERE id IN ( \
+                 SELECT id FROM dead_letters \
+                  WHERE consumer = $1 AND replay_requested_at IS NOT NULL \
+                  ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, subject, envelope",
+        )
+        .bind(&self.name)
+        .fetch_all(&self.pool)
+        .await;
+        let claimed = match claimed {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::debug!(consumer = %self.name, error = %err, "cannot read replay requests");
+                return;
+            }
+        };
+        for (id, subject, envelope) in claimed {
+            let outcome = match EventEnvelope::decode(envelope.as_slice()) {
+                Ok(envelope) => match self.apply(&Event { subject, envelope }).await {
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(err.to_string()),
+                },
+                Err(err) => Err(err.to_string()),
+            };
+            let recorded = match &outcome {
+                Ok(()) => {
+                    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                }
+                Err(reason) => {
+                    sqlx::query(
+                        "UPDATE dead_letters SET error = $2, deliveries = deliveries + 1, failed_at = now() \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await
+                }
+            };
+            match (outcome, recorded) {
+                (_, Err(err)) => {
+                    tracing::error!(consumer = %self.name, id, error = %err, "cannot record a replay")
+                }
+                (Ok(()), Ok(_)) => {
+                    tracing::info!(consumer = %self.name, id, "dead letter replayed")
+                }
+                (Err(reason), Ok(_)) => {
+                    tracing::warn!(consumer = %self.name, id, error = %reason, "replayed dead letter failed again")
+                }
+            }
         }
     }
 
@@ -465,34 +531,19 @@ pub async fn list_dead_letters(
         .collect())
 }
 
-/// Replay a dead letter: publish its envelope again on its subject under a fresh message id (the
-/// original id is inside the de-duplication window's memory). Consumers that already handled the
-/// event find it in their inbox and skip it; the one that failed gets a new run.
-pub async fn replay_dead_letter(
-    pool: &PgPool,
-    js: &jetstream::Context,
-    id: i64,
-) -> Result<(), Error> {
-    let mut tx = pool.begin().await?;
-    let row: Option<(String, Vec<u8>, uuid::Uuid)> = sqlx::query_as(
-        "SELECT subject, envelope, event_id FROM dead_letters WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (subject, envelope, event_id) = row.ok_or_else(|| Error::not_found("dead letter", id))?;
-    let message = jetstream::message::PublishMessage::build()
-        .payload(envelope.into())
-        .message_id(format!("{event_id}:replay:{}", uuid::Uuid::now_v7()));
-    js.send_publish(subject, message)
-        .await
-        .map_err(|err| Error::unavailable("publish failed").with_cause(err))?
-        .await
-        .map_err(|err| Error::unavailable("publish not acknowledged").with_cause(err))?;
-    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+/// Ask for a dead letter to be replayed: its consumer (any replica) runs the handler on the stored
+/// envelope within a second or two, in the usual inbox transaction, and marks it replayed; if it
+/// fails again, the dead letter stays with the new error. Consumers that already handled the event
+/// are not involved. NOT_FOUND for an unknown id.
+pub async fn replay_dead_letter(pool: &PgPool, id: i64) -> Result<(), Error> {
+    let requested =
+        sqlx::query("UPDATE dead_letters SET replay_requested_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    if requested == 0 {
+        return Err(Error::not_found("dead letter", id));
+    }
     Ok(())
 }

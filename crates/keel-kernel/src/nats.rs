@@ -7,15 +7,24 @@ use async_nats::jetstream::{self, stream};
 use crate::config::NatsConfig;
 use crate::error::Error;
 
-/// Connect to NATS. The client reconnects on its own forever; while disconnected, publishes are
-/// buffered and their acks time out, which the outbox relay turns into a retry.
+/// Connect to NATS as the user the URL names (`nats://identity:<password>@host:4222`: each
+/// service is its own NATS user, allowed to publish only its own events). The client reconnects
+/// on its own forever; while disconnected, publishes are buffered and their acks time out, which
+/// the outbox relay turns into a retry.
 pub async fn connect(service: &str, config: &NatsConfig) -> Result<async_nats::Client, Error> {
-    async_nats::ConnectOptions::new()
+    let invalid = || Error::internal(anyhow::anyhow!("config key `nats.url`: not a NATS URL"));
+    let address: async_nats::ServerAddr = config.url.parse().map_err(|_| invalid())?;
+    let mut options = async_nats::ConnectOptions::new();
+    // async-nats does not send the URL's credentials by itself.
+    if let (Some(user), Some(password)) = (address.username(), address.password()) {
+        options = options.user_and_password(user.to_owned(), password.to_owned());
+    }
+    options
         .name(service)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
-        .connect(config.url.as_str())
+        .connect(address)
         .await
         .map_err(|err| Error::unavailable("cannot connect to NATS").with_cause(err))
 }
@@ -36,12 +45,32 @@ pub fn stream_config(config: &NatsConfig) -> stream::Config {
     }
 }
 
-/// Create the stream, or bring an existing one's config up to date (get_or_create would not).
+/// Make sure the stream exists with the configured settings: read it first and create or update
+/// it only when it is missing or differs. Services run as NATS users that may read the stream but
+/// not change it (`keel-provision` or the platform team's admin user does), so in steady state
+/// this is one `STREAM.INFO` and never a refused request.
 pub async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<(), Error> {
-    js.create_or_update_stream(stream_config(config))
+    let wanted = stream_config(config);
+    if let Ok(mut stream) = js.get_stream(&wanted.name).await
+        && let Ok(info) = stream.info().await
+        && same_settings(&info.config, &wanted)
+    {
+        return Ok(());
+    }
+    js.create_or_update_stream(wanted)
         .await
         .map(|_| ())
         .map_err(|err| Error::unavailable("cannot create the JetStream stream").with_cause(err))
+}
+
+/// The settings this platform manages; anything else an operator set is left alone.
+fn same_settings(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects == wanted.subjects
+        && current.retention == wanted.retention
+        && current.storage == wanted.storage
+        && current.max_age == wanted.max_age
+        && current.duplicate_window == wanted.duplicate_window
+        && current.num_replicas == wanted.num_replicas
 }
 
 /// The subject of an event type `<context>.<aggregate>.<verb>`.

@@ -400,7 +400,7 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_and_a_replay_redel
     .await;
 
     writer.healed.store(true, Ordering::SeqCst);
-    consumer::replay_dead_letter(&harness.pool, &harness.js, dead[0].id)
+    consumer::replay_dead_letter(&harness.pool, dead[0].id)
         .await
         .unwrap();
     eventually("the replayed event is applied", async || {
@@ -422,7 +422,7 @@ async fn a_poison_event_is_dead_lettered_after_max_deliveries_and_a_replay_redel
 #[tokio::test]
 async fn replaying_an_unknown_dead_letter_is_not_found() {
     let harness = Harness::start().await;
-    let err = consumer::replay_dead_letter(&harness.pool, &harness.js, 999)
+    let err = consumer::replay_dead_letter(&harness.pool, 999)
         .await
         .unwrap_err();
     assert_eq!(err.code(), keel_kernel::ErrorCode::NotFound);

@@ -20,7 +20,8 @@ pub struct EventLog {
 
 impl EventLog {
     pub async fn connect(nats_url: &str) -> EventLog {
-        let client = async_nats::connect(nats_url)
+        let config = crate::stack::nats_config(nats_url);
+        let client = keel_kernel::nats::connect("keel-testkit", &config)
             .await
             .expect("connect to NATS");
         EventLog {

@@ -105,29 +105,59 @@ fn with_credentials(url: &str, user: &str, password: &str) -> String {
     format!("{scheme}://{user}:{password}@{host}")
 }
 
+/// The local stack's NATS users (one per service), the file `make run`'s broker loads too.
+pub const NATS_ACCOUNTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../config/nats/accounts.conf"
+);
+
 /// A private JetStream server with its own port and store, killed when dropped.
 pub struct TestNats {
     pub port: u16,
     store: PathBuf,
+    /// Started with the per-service users of [`NATS_ACCOUNTS`] (see [`TestNats::start_with_accounts`]).
+    accounts: bool,
     child: Option<tokio::process::Child>,
 }
 
 impl TestNats {
+    /// A broker without authentication: anyone may do anything.
     pub async fn start() -> TestNats {
+        TestNats::launch(false).await
+    }
+
+    /// A broker with the local stack's per-service users: [`TestNats::url`] is the admin's,
+    /// [`TestNats::url_as`] a service's.
+    pub async fn start_with_accounts() -> TestNats {
+        TestNats::launch(true).await
+    }
+
+    async fn launch(accounts: bool) -> TestNats {
         let port = free_port();
         let store = std::env::temp_dir().join(format!("keel-nats-{}", short_id()));
         std::fs::create_dir_all(&store).expect("nats store dir");
         let mut nats = TestNats {
             port,
             store,
+            accounts,
             child: None,
         };
         nats.spawn().await;
         nats
     }
 
+    /// The URL to connect with: as `admin` when the broker has accounts.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        if self.accounts {
+            self.url_as("admin")
+        } else {
+            format!("nats://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// The URL of `user` with its local password (`<user>-dev`, as in config/nats/accounts.conf).
+    pub fn url_as(&self, user: &str) -> String {
+        format!("nats://{user}:{user}-dev@127.0.0.1:{}", self.port)
     }
 
     /// Stop the server (SIGKILL: the harshest way a broker goes away).
@@ -153,7 +183,11 @@ impl TestNats {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .unwrap_or("nats-server");
-        let child = tokio::process::Command::new(binary)
+        let mut command = tokio::process::Command::new(binary);
+        if self.accounts {
+            command.arg("-c").arg(NATS_ACCOUNTS);
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",

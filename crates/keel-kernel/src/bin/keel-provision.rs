@@ -1,8 +1,10 @@
-//! `keel-provision --admin-url <superuser URL> --config config/<service>.yaml`
+//! `keel-provision --admin-url <superuser URL> [--nats-admin-url <NATS admin URL>] --config config/<service>.yaml`
 //!
 //! Creates the role and schema a service's config connects with (LOGIN, no BYPASSRLS, owning only
-//! its schema), if missing, through `keel_kernel::db::provision`. For local stacks (`make run`);
-//! in Kubernetes the database operator owns roles.
+//! its schema), if missing, through `keel_kernel::db::provision`; with `--nats-admin-url`, also
+//! creates or reconciles the event stream, which the services' own NATS users may not change. For
+//! local stacks (`make run`); in Kubernetes the database operator owns roles and the NATS chart's
+//! admin provisions the stream.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -33,10 +35,11 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<String, String> {
     let mut args = std::env::args().skip(1);
-    let (mut admin_url, mut config_path) = (None, None);
+    let (mut admin_url, mut nats_admin_url, mut config_path) = (None, None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--admin-url" => admin_url = args.next(),
+            "--nats-admin-url" => nats_admin_url = args.next(),
             "--config" => config_path = args.next().map(PathBuf::from),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -52,10 +55,25 @@ async fn run() -> Result<String, String> {
     keel_kernel::db::provision(&admin, &config.database.schema, &role, &password)
         .await
         .map_err(|err| err.to_string())?;
-    Ok(format!(
+    let mut done = format!(
         "{}: role {role} and schema {} ready",
         config.service, config.database.schema
-    ))
+    );
+    if let Some(url) = nats_admin_url {
+        let nats = keel_kernel::config::NatsConfig {
+            url,
+            ..config.nats.clone()
+        };
+        let client = keel_kernel::nats::connect("keel-provision", &nats)
+            .await
+            .map_err(|err| err.to_string())?;
+        let js = async_nats::jetstream::new(client);
+        keel_kernel::nats::ensure_stream(&js, &nats)
+            .await
+            .map_err(|err| format!("{err:?}"))?;
+        done.push_str(&format!(", stream {} ready", nats.stream));
+    }
+    Ok(done)
 }
 
 /// `postgres://user:password@host/db` → (user, password).
