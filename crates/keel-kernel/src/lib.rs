@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod contract;
 pub mod db;
 pub mod error;
 pub mod ids;
