@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures::future::BoxFuture;
-use keel_kernel::consumer::{Consumer, Event, EventHandler};
-use keel_kernel::db::{self, Tx};
+use keel_kernel::consumer::{Consumer, Event, EventHandler, EventTx};
+use keel_kernel::db;
 use keel_kernel::metrics::Metrics;
 use keel_kernel::outbox::{NewEvent, Outbox, Relay};
 use keel_kernel::{Error, TenantId, nats};
@@ -110,11 +110,14 @@ struct Recorder {
 }
 
 impl EventHandler for Recorder {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let tenant = event
-                .tenant()?
-                .ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
+            let tx = tx.tenant()?;
+            let tenant = tx.tenant();
             let event_id =
                 uuid::Uuid::parse_str(&event.envelope.event_id).map_err(Error::internal)?;
             sqlx::query("INSERT INTO effects (tenant_id, event_id) VALUES ($1, $2)")

@@ -10,12 +10,12 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use prost::Message;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConsumerConfig, NatsConfig};
-use crate::db::{self, Tx};
-use crate::error::Error;
+use crate::db::{TenantTx, Tx};
+use crate::error::{Error, ErrorCode};
 use crate::ids::TenantId;
 use crate::metrics::{ConsumerLabels, Metrics};
 use keel_proto::events::v1::EventEnvelope;
@@ -48,10 +48,48 @@ impl Event {
     }
 }
 
+/// The transaction an event is handled in: scoped to the event's tenant when the envelope names
+/// one (so the handler's repository calls get the same `&mut TenantTx` a request handler does),
+/// otherwise a plain transaction for global tables.
+pub enum EventTx {
+    Tenant(TenantTx),
+    Global(Tx),
+}
+
+impl EventTx {
+    /// The tenant-scoped transaction; an event without a tenant is a bad payload (VALIDATION, so
+    /// it is dead-lettered instead of retried).
+    pub fn tenant(&mut self) -> Result<&mut TenantTx, Error> {
+        match self {
+            EventTx::Tenant(tx) => Ok(tx),
+            EventTx::Global(_) => Err(Error::invalid("tenant_id", "this event needs a tenant")),
+        }
+    }
+
+    /// The connection, for global tables (and the inbox).
+    pub fn conn(&mut self) -> &mut PgConnection {
+        match self {
+            EventTx::Tenant(tx) => tx,
+            EventTx::Global(tx) => tx,
+        }
+    }
+
+    async fn commit(self) -> Result<(), Error> {
+        match self {
+            EventTx::Tenant(tx) => tx.commit().await,
+            EventTx::Global(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
 /// A consumer's domain logic. It runs inside the transaction that records the event in the inbox
 /// (already scoped to the event's tenant, if any): write through `tx` and the effect happens once.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>>;
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 /// What processing one delivery came to.
@@ -65,6 +103,34 @@ pub enum Outcome {
     Failed(Error),
     /// Not an event envelope at all: retrying cannot help.
     Undecodable(String),
+}
+
+/// An event failing transiently for longer than this is logged at ERROR on every retry, so an
+/// alert can tell a slow consumer from a stuck one.
+const STALE_EVENT_AGE: Duration = Duration::from_secs(300);
+
+/// Whether retrying may help whatever the event says: the failure is in the platform's own
+/// state (a database or broker away, a concurrent transaction that won, a limit), not in the
+/// event. Exhaustive on purpose: a new error code must choose.
+pub fn is_transient(err: &Error) -> bool {
+    match err.code() {
+        ErrorCode::Unavailable | ErrorCode::Aborted | ErrorCode::RateLimit => true,
+        ErrorCode::Validation
+        | ErrorCode::Authn
+        | ErrorCode::Authz
+        | ErrorCode::NotFound
+        | ErrorCode::Conflict
+        | ErrorCode::FailedPrecondition
+        | ErrorCode::Internal => false,
+    }
+}
+
+/// How long ago the event was written, from its envelope (`None` when it cannot tell).
+fn event_age(message: &jetstream::Message) -> Option<Duration> {
+    let envelope = EventEnvelope::decode(message.payload.clone()).ok()?;
+    let occurred = envelope.occurred_at?;
+    let occurred = crate::grpc::from_timestamp("occurred_at", &occurred).ok()?;
+    (chrono::Utc::now() - occurred).to_std().ok()
 }
 
 /// A durable consumer: one per (consuming service, source subject filter). NATS 2.9 honours only a
@@ -213,16 +279,17 @@ impl Consumer {
     async fn apply(&self, event: &Event) -> Result<bool, Error> {
         let event_id = uuid::Uuid::parse_str(&event.envelope.event_id)
             .map_err(|_| Error::invalid("event_id", "must be a UUID"))?;
-        let mut tx = self.pool.begin().await?;
-        if let Some(tenant) = event.tenant()? {
-            db::set_tenant(&mut tx, tenant).await?;
-        }
+        let tx = self.pool.begin().await?;
+        let mut tx = match event.tenant()? {
+            Some(tenant) => EventTx::Tenant(TenantTx::scope(tx, tenant).await?),
+            None => EventTx::Global(tx),
+        };
         let inserted = sqlx::query(
             "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(&self.name)
         .bind(event_id)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -245,14 +312,27 @@ impl Consumer {
                 // Double ack: the server confirms, so a lost ack is not mistaken for done.
                 message.double_ack().await
             }
+            // A transient failure (the database away, a serialization conflict, a rate limit)
+            // says nothing about the event: retry without limit, so a security event such as a
+            // member's removal is applied late rather than never. Only failures that can repeat
+            // forever for this event go to the dead letters after `max_deliver`.
+            Outcome::Failed(err) if is_transient(&err) => {
+                let age = event_age(message);
+                if age.is_some_and(|age| age >= STALE_EVENT_AGE) {
+                    tracing::error!(consumer = %self.name, delivered, age_secs = age.map(|a| a.as_secs()), error = %err,
+                        "event still failing transiently; effects of this event are delayed");
+                } else {
+                    tracing::warn!(consumer = %self.name, delivered, error = %err, "transient failure; retrying");
+                }
+                message
+                    .ack_with(AckKind::Nak(Some(self.retry_delay(delivered))))
+                    .await
+            }
             Outcome::Failed(err) if delivered < self.config.max_deliver => {
-                let step = (delivered.max(1) as usize - 1)
-                    .min(self.config.backoff_ms.len().saturating_sub(1));
-                let delay = Duration::from_millis(
-                    self.config.backoff_ms.get(step).copied().unwrap_or(1_000),
-                );
                 tracing::warn!(consumer = %self.name, delivered, error = %err, "event handling failed; retrying");
-                message.ack_with(AckKind::Nak(Some(delay))).await
+                message
+                    .ack_with(AckKind::Nak(Some(self.retry_delay(delivered))))
+                    .await
             }
             Outcome::Failed(err) => self.dead_letter(message, delivered, &err.to_string()).await,
             Outcome::Undecodable(reason) => self.dead_letter(message, delivered, &reason).await,
@@ -261,6 +341,15 @@ impl Consumer {
             // The server will redeliver after ack_wait; the inbox keeps that harmless.
             tracing::warn!(consumer = %self.name, error = %err, "could not settle message");
         }
+    }
+
+    /// The delay before delivery `delivered + 1`: `backoff_ms[delivered - 1]`, capped at the last
+    /// entry, so unlimited transient retries settle at the slowest configured pace.
+    fn retry_delay(&self, delivered: i64) -> Duration {
+        let step = usize::try_from(delivered.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .min(self.config.backoff_ms.len().saturating_sub(1));
+        Duration::from_millis(self.config.backoff_ms.get(step).copied().unwrap_or(1_000))
     }
 
     async fn dead_letter(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Transaction};
+use sqlx::{ConnectOptions, Executor, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::config::{DatabaseConfig, is_sql_identifier};
 use crate::error::Error;
@@ -97,18 +97,66 @@ pub fn no_migrations() -> Migrator {
     }
 }
 
-/// Begin a transaction scoped to one tenant: `SET LOCAL app.current_tenant`, which every tenant
-/// table's RLS policy reads. Taking a `TenantId` (not an option, not a string) is the point: this
-/// cannot be called without one. The setting ends with the transaction, so a pooled connection
-/// never carries one tenant into another's request.
-pub async fn tenant_tx(pool: &PgPool, tenant: TenantId) -> Result<Tx, Error> {
-    let mut tx = pool.begin().await?;
-    set_tenant(&mut tx, tenant).await?;
-    Ok(tx)
+/// A transaction scoped to one tenant: `SET LOCAL app.current_tenant` has run, so every tenant
+/// table's RLS policy admits that tenant's rows and no others. It carries its tenant, so a
+/// repository function takes `&mut TenantTx` alone and cannot be handed a mismatched tenant id.
+///
+/// It dereferences to the connection, so queries run with `.execute(&mut **tx)` as on any
+/// transaction. The setting ends with the transaction, so a pooled connection never carries one
+/// tenant into another's request.
+pub struct TenantTx {
+    tx: Tx,
+    tenant: TenantId,
 }
 
-/// Scope an already open transaction to a tenant (e.g. a consumer's, once it has read the event).
-pub async fn set_tenant(tx: &mut Tx, tenant: TenantId) -> Result<(), Error> {
+impl TenantTx {
+    /// The tenant every statement of this transaction is scoped to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<(), Error> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Undo everything (dropping the transaction does the same, without waiting).
+    pub async fn rollback(self) -> Result<(), Error> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    /// Scope an open transaction to `tenant` (a consumer's, once it has read the event).
+    pub async fn scope(mut tx: Tx, tenant: TenantId) -> Result<TenantTx, Error> {
+        set_tenant(&mut tx, tenant).await?;
+        Ok(TenantTx { tx, tenant })
+    }
+
+    /// The plain transaction, still scoped to the tenant until it ends.
+    pub fn into_inner(self) -> Tx {
+        self.tx
+    }
+}
+
+impl std::ops::Deref for TenantTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// Begin a transaction scoped to one tenant (see [`TenantTx`]). Taking a `TenantId` (not an
+/// option, not a string) is the point: this cannot be called without one.
+pub async fn tenant_tx(pool: &PgPool, tenant: TenantId) -> Result<TenantTx, Error> {
+    TenantTx::scope(pool.begin().await?, tenant).await
+}
+
+/// `SET LOCAL app.current_tenant` on an open transaction.
+async fn set_tenant(tx: &mut Tx, tenant: TenantId) -> Result<(), Error> {
     sqlx::query("SELECT set_config('app.current_tenant', $1, true)")
         .bind(tenant.to_string())
         .execute(&mut **tx)

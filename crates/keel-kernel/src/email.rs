@@ -1,8 +1,10 @@
-//! An email address: stored as given, compared case-insensitively.
+//! An email address, one type for every service: stored as given, compared case-insensitively.
+//! Identity registers with it and tenancy invites with it, so an address one accepts the other
+//! never refuses.
 
 use std::fmt;
 
-use keel_kernel::Error;
+use crate::error::Error;
 
 /// Longest address SMTP can carry (RFC 5321 path limit minus the brackets).
 const MAX_LEN: usize = 254;
@@ -86,6 +88,9 @@ mod tests {
             "ada@example",
             "a da@example.com",
             "ada@@example.com",
+            "a@b..c",
+            "a@.example.com",
+            "a@example.com.",
         ] {
             let err = Email::parse("email", bad).expect_err(bad);
             assert_eq!(err.violations()[0].field, "email", "{bad}");

@@ -1,73 +1,82 @@
 //! Validated identifier newtypes. Inside the platform an id is never a bare string or uuid, so a
 //! user id cannot be passed where a tenant id is expected.
 
-use std::fmt;
-use std::str::FromStr;
-
-use uuid::Uuid;
-
-use crate::error::Error;
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+/// Declare a UUID-backed id newtype: `id_type!(/** doc */ OrderId, "order id", v7);`.
+///
+/// The last argument picks how `new()` makes one: `v7` (time-ordered, index-friendly, the
+/// default for rows) or `v4` (random, for ids that are part of a secret and should tell nothing
+/// about when they were made). There is deliberately no `Default`: an id is either parsed from
+/// input or minted on purpose, never invented by a `..Default::default()`.
+///
+/// The calling crate needs `serde`, `sqlx` and `uuid` as dependencies (the derives name them).
+#[macro_export]
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $label:literal, v7) => {
+        $crate::id_type!(@define $(#[$doc])* $name, $label, ::uuid::Uuid::now_v7());
+    };
+    ($(#[$doc:meta])* $name:ident, $label:literal, v4) => {
+        $crate::id_type!(@define $(#[$doc])* $name, $label, ::uuid::Uuid::new_v4());
+    };
+    (@define $(#[$doc:meta])* $name:ident, $label:literal, $mint:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, sqlx::Type)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize, ::sqlx::Type,
+        )]
         #[serde(transparent)]
         #[sqlx(transparent)]
-        pub struct $name(Uuid);
+        pub struct $name(::uuid::Uuid);
 
         impl $name {
-            /// A new time-ordered (v7) id: index-friendly, roughly sortable by creation.
+            /// A freshly minted id.
+            #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
-                $name(Uuid::now_v7())
+                $name($mint)
             }
 
-            pub fn from_uuid(id: Uuid) -> Self {
+            pub fn from_uuid(id: ::uuid::Uuid) -> Self {
                 $name(id)
             }
 
-            pub fn as_uuid(&self) -> Uuid {
+            pub fn as_uuid(&self) -> ::uuid::Uuid {
                 self.0
             }
 
-            /// Parse a request field; the error names `field`.
-            pub fn parse_field(field: &str, value: &str) -> Result<Self, Error> {
-                value
-                    .parse()
-                    .map_err(|_| Error::invalid(field, concat!("must be a ", $label, " (a UUID)")))
+            /// Parse a request field; the error names `field` (an empty value is "is required").
+            pub fn parse_field(field: &str, value: &str) -> ::std::result::Result<Self, $crate::Error> {
+                if value.is_empty() {
+                    return Err($crate::Error::invalid(field, "is required"));
+                }
+                value.parse().map_err(|_| {
+                    $crate::Error::invalid(field, concat!("must be a ", $label, " (a UUID)"))
+                })
             }
         }
 
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
+        impl ::std::str::FromStr for $name {
+            type Err = ::uuid::Error;
+            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
+                ::uuid::Uuid::parse_str(s).map($name)
             }
         }
 
-        impl FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map($name)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
     };
 }
 
-uuid_id!(
+id_type!(
     /// The tenant a request, row or event belongs to.
-    TenantId, "tenant id"
+    TenantId, "tenant id", v7
 );
-uuid_id!(
+id_type!(
     /// A human user (identity service).
-    UserId, "user id"
+    UserId, "user id", v7
 );
-uuid_id!(
+id_type!(
     /// A domain event's id: also its JetStream `Nats-Msg-Id`.
-    EventId, "event id"
+    EventId, "event id", v7
 );

@@ -5,6 +5,7 @@
 //! transactional outbox, idempotent consumers and the server bootstrap live here.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod admin;
 pub mod app;
 pub mod auth;
@@ -12,7 +13,9 @@ pub mod config;
 pub mod consumer;
 pub mod contract;
 pub mod db;
+pub mod email;
 pub mod error;
+pub mod grpc;
 pub mod ids;
 pub mod metrics;
 pub mod nats;
@@ -20,6 +23,9 @@ pub mod outbox;
 pub mod server;
 pub mod telemetry;
 
+pub use actor::{Actor, ActorKind};
 pub use auth::{AuthLayer, Claims, JwtVerifier};
+pub use email::Email;
 pub use error::{Error, ErrorCode, FieldViolation, Result};
+pub use grpc::{Caller, RequestMeta, Violations};
 pub use ids::{EventId, TenantId, UserId};

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use prost::Message;
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NatsConfig, OutboxConfig};
@@ -18,7 +18,7 @@ use crate::db::Tx;
 use crate::error::Error;
 use crate::ids::{EventId, TenantId};
 use crate::metrics::Metrics;
-use keel_proto::events::v1::{Actor, EventEnvelope, actor};
+use keel_proto::events::v1::{Actor, EventEnvelope};
 
 /// An event about to be written. `event_type` is `<context>.<aggregate>.<verb>`, which is also the
 /// NATS subject under the stream's prefix.
@@ -73,11 +73,9 @@ impl NewEvent {
         self
     }
 
-    pub fn actor(mut self, kind: actor::Kind, id: impl ToString) -> Self {
-        self.actor = Some(Actor {
-            kind: kind as i32,
-            id: id.to_string(),
-        });
+    /// Who caused the change (see [`crate::actor::Actor`]).
+    pub fn actor(mut self, actor: &crate::actor::Actor) -> Self {
+        self.actor = Some(actor.to_proto());
         self
     }
 
@@ -111,10 +109,11 @@ impl Outbox {
         }
     }
 
-    /// Write `event` in the caller's transaction and wake the relay when it commits. Nothing is
-    /// sent now: if the transaction rolls back, the event never existed.
+    /// Write `event` in the caller's transaction (a `&mut Tx` or `&mut TenantTx` both coerce to
+    /// the connection) and wake the relay when it commits. Nothing is sent now: if the
+    /// transaction rolls back, the event never existed.
     #[tracing::instrument(skip_all, fields(event_type = %event.event_type))]
-    pub async fn enqueue(&self, tx: &mut Tx, event: NewEvent) -> Result<EventId, Error> {
+    pub async fn enqueue(&self, tx: &mut PgConnection, event: NewEvent) -> Result<EventId, Error> {
         let event_id = EventId::new();
         let trace_context: HashMap<String, String> = crate::telemetry::current_context_map();
         let now = chrono::Utc::now();
@@ -130,10 +129,7 @@ impl Outbox {
                 .to_owned(),
             aggregate_id: event.aggregate_id,
             aggregate_version: event.aggregate_version,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: now.timestamp_subsec_nanos() as i32,
-            }),
+            occurred_at: Some(crate::grpc::timestamp(now)),
             actor: event.actor,
             correlation_id: event.correlation_id,
             causation_id: event.causation_id,
@@ -150,11 +146,11 @@ impl Outbox {
         .bind(event.tenant_id)
         .bind(envelope.encode_to_vec())
         .bind(sqlx::types::Json(&trace_context))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         // Delivered at commit, dropped on rollback; Postgres folds repeats within a transaction.
         sqlx::query("SELECT pg_notify('outbox_' || current_schema(), '')")
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(event_id)
     }

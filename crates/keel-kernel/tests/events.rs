@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use keel_kernel::consumer::{self, Consumer, Event, EventHandler, Outcome};
-use keel_kernel::db::{self, Tx};
+use keel_kernel::consumer::{self, Consumer, Event, EventHandler, EventTx, Outcome};
+use keel_kernel::db;
 use keel_kernel::ids::TenantId;
 use keel_kernel::metrics::Metrics;
 use keel_kernel::outbox::{NewEvent, Outbox, Relay};
@@ -143,16 +143,19 @@ impl NoteWriter {
 }
 
 impl EventHandler for NoteWriter {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            let tx = tx.tenant()?;
             self.calls.fetch_add(1, Ordering::SeqCst);
             let body = event.payload::<WhoAmIResponse>()?.subject;
             if body.starts_with("poison") && !self.healed.load(Ordering::SeqCst) {
                 return Err(Error::invalid("body", "poisonous"));
             }
-            let tenant = event
-                .tenant()?
-                .ok_or_else(|| Error::invalid("tenant_id", "missing"))?;
+            let tenant = tx.tenant();
             sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
                 .bind(tenant)
                 .bind(uuid::Uuid::now_v7())
@@ -423,4 +426,82 @@ async fn replaying_an_unknown_dead_letter_is_not_found() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), keel_kernel::ErrorCode::NotFound);
+}
+
+/// Fails with UNAVAILABLE (the database "away") for its first `outage` calls, then writes notes.
+struct FlakyWriter {
+    outage: usize,
+    calls: AtomicUsize,
+}
+
+impl EventHandler for FlakyWriter {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.outage {
+                return Err(Error::unavailable("database unavailable"));
+            }
+            let tx = tx.tenant()?;
+            let tenant = tx.tenant();
+            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, 'late')")
+                .bind(tenant)
+                .bind(uuid::Uuid::now_v7())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_past_max_deliver_and_never_dead_lettered() {
+    let mut harness = Harness::start().await;
+    harness.config.consumer.max_deliver = 3;
+    harness.config.consumer.backoff_ms = vec![20, 50];
+    // Twice as many transient failures as the dead-letter threshold allows for other errors.
+    let writer = Arc::new(FlakyWriter {
+        outage: 6,
+        calls: AtomicUsize::new(0),
+    });
+    let shutdown = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(harness.relay().run(shutdown.clone())),
+        tokio::spawn(harness.consumer(writer.clone()).run(shutdown.clone())),
+    ];
+    harness
+        .write_event(TenantId::new(), "member removed", true)
+        .await;
+
+    eventually("the event is applied after the outage", async || {
+        harness.notes_written().await == 1
+    })
+    .await;
+    assert_eq!(writer.calls.load(Ordering::SeqCst), 7);
+    assert!(
+        consumer::list_dead_letters(&harness.pool, true)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a transient failure must not dead-letter"
+    );
+    shutdown.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[test]
+fn only_platform_state_failures_are_transient() {
+    use keel_kernel::ErrorCode;
+    for code in ErrorCode::ALL {
+        let transient = consumer::is_transient(&Error::new(code, "x"));
+        let expected = matches!(
+            code,
+            ErrorCode::Unavailable | ErrorCode::Aborted | ErrorCode::RateLimit
+        );
+        assert_eq!(transient, expected, "{code}");
+    }
 }

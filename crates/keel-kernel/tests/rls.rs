@@ -30,10 +30,10 @@ async fn insert_note(pool: &PgPool, tenant: TenantId, body: &str) {
     tx.commit().await.expect("commit");
 }
 
-async fn visible_bodies(tx: &mut db::Tx) -> Vec<String> {
+async fn visible_bodies(conn: &mut sqlx::PgConnection) -> Vec<String> {
     // Deliberately no WHERE tenant_id: the policy must do the filtering.
     sqlx::query_scalar("SELECT body FROM notes ORDER BY body")
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await
         .expect("select")
 }
@@ -193,4 +193,50 @@ async fn text_postgres_cannot_store_is_a_validation_error_not_an_internal_one() 
         keel_kernel::Error::from(err).code(),
         keel_kernel::ErrorCode::Validation
     );
+}
+
+#[tokio::test]
+async fn a_duplicate_is_a_conflict_whose_message_names_no_constraint() {
+    let database = TestDatabase::create().await;
+    let pool = service_pool(&database, "demo").await;
+    let tenant = TenantId::new();
+    let id = uuid::Uuid::now_v7();
+    let mut tx = db::tenant_tx(&pool, tenant).await.unwrap();
+    let insert = || {
+        sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, 'x')")
+            .bind(tenant)
+            .bind(id)
+    };
+    insert().execute(&mut *tx).await.unwrap();
+    let err = keel_kernel::Error::from(insert().execute(&mut *tx).await.unwrap_err());
+    assert_eq!(err.code(), keel_kernel::ErrorCode::Conflict);
+    assert_eq!(err.constraint(), Some("notes_pkey"));
+    assert!(!err.message().contains("notes_pkey"), "{}", err.message());
+    let reworded = err.on_constraint("notes_pkey", "a note with this id already exists");
+    assert_eq!(reworded.message(), "a note with this id already exists");
+    let status = tonic::Status::from(reworded);
+    assert!(!format!("{status:?}").contains("notes_pkey"), "{status:?}");
+}
+
+#[tokio::test]
+async fn an_actor_kind_is_stored_as_text_and_an_unknown_one_is_refused() {
+    use keel_kernel::ActorKind;
+    let database = TestDatabase::create().await;
+    let pool = service_pool(&database, "demo").await;
+    let back: ActorKind = sqlx::query_scalar("SELECT $1::text")
+        .bind(ActorKind::ApiKey)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(back, ActorKind::ApiKey);
+    let text: String = sqlx::query_scalar("SELECT $1::text")
+        .bind(ActorKind::ApiKey)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(text, "api_key");
+    let unknown = sqlx::query_scalar::<_, ActorKind>("SELECT 'robot'::text")
+        .fetch_one(&pool)
+        .await;
+    assert!(unknown.is_err(), "an unknown kind must not decode");
 }

@@ -23,10 +23,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
-    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keel_kernel::auth::{Claims, JwtVerifier, PrincipalKind};
 use keel_kernel::config::AuthConfig;
@@ -175,19 +172,7 @@ impl TestKey {
 
     /// The public half as identity publishes it.
     pub fn jwk(&self) -> Jwk {
-        Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                key_id: Some(self.kid.clone()),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(self.public),
-            }),
-        }
+        keel_kernel::auth::ed25519_jwk(&self.kid, &self.public)
     }
 
     /// Sign `claims` with EdDSA under this key's `kid`.

@@ -52,19 +52,7 @@ impl SigningKey {
 
     /// The public half as a JWK (RFC 8037 OKP).
     pub fn jwk(&self) -> Jwk {
-        Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                key_id: Some(self.kid.clone()),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(self.public),
-            }),
-        }
+        keel_kernel::auth::ed25519_jwk(&self.kid, &self.public)
     }
 }
 

@@ -6,12 +6,14 @@
 //! does `auth::claims(&request)?.require("delivery.orders.write")?` and `claims.tenant()?`. The
 //! tenant therefore always comes from a verified token, never from a client-supplied field.
 
+mod jwk;
 mod jwks;
 mod layer;
 mod permissions;
 mod verifier;
 
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use jwk::ed25519_jwk;
 pub use layer::{AuthLayer, AuthService, PublicPaths};
 pub use permissions::{ALL_PERMISSIONS, any_matches, permission_matches, roles};
 pub use verifier::JwtVerifier;

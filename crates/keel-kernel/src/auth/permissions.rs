@@ -24,6 +24,64 @@ pub mod roles {
 
     /// Every built-in role, most powerful first.
     pub const BUILT_IN: [&str; 4] = [OWNER, ADMIN, MEMBER, VIEWER];
+
+    /// Read-only access shared by every built-in role below admin.
+    const READ_ONLY: &[&str] = &[
+        "tenancy.member.read",
+        "identity.role.list",
+        "billing.plan.read",
+        "delivery.*.read",
+        "marketplace.*.read",
+        "ai.usage.read",
+    ];
+
+    /// What an admin may do: everything except what only an owner may (deleting the tenant,
+    /// managing owners, changing the subscription).
+    const ADMIN_PATTERNS: &[&str] = &[
+        "identity.*.*",
+        "tenancy.member.*",
+        "tenancy.invitation.*",
+        "tenancy.module.*",
+        "tenancy.flag.*",
+        "billing.*.read",
+        "delivery.*.*",
+        "marketplace.*.*",
+        "ai.*.*",
+    ];
+
+    /// A member's day-to-day work, on top of [`READ_ONLY`].
+    const MEMBER_EXTRA: &[&str] = &[
+        "delivery.*.*",
+        "marketplace.*.*",
+        "ai.completion.create",
+        "ai.memory.*",
+    ];
+
+    /// The permission patterns a built-in role grants, or `None` for any other name (a custom
+    /// role, whose permissions identity stores). Patterns, not a list of names, so a new
+    /// permission is covered without a data migration. Identity expands them into tokens; tests
+    /// of every service read them from here instead of keeping a copy.
+    pub fn built_in(role: &str) -> Option<Vec<&'static str>> {
+        match role {
+            OWNER => Some(vec![super::ALL_PERMISSIONS]),
+            ADMIN => Some(ADMIN_PATTERNS.to_vec()),
+            MEMBER => Some(READ_ONLY.iter().chain(MEMBER_EXTRA).copied().collect()),
+            VIEWER => Some(READ_ONLY.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The role of the platform's own administrators. Its rights count only on tokens scoped to
+    /// no tenant (tenancy's platform checks), and no tenant role can grant them.
+    pub const PLATFORM_ADMIN: &str = "platform_admin";
+
+    /// What [`PLATFORM_ADMIN`] grants.
+    pub const PLATFORM_PERMISSIONS: &[&str] = &[
+        "tenancy.tenant.approve",
+        "tenancy.tenant.suspend",
+        "tenancy.tenant.reactivate",
+        "tenancy.tenant.read",
+    ];
 }
 
 /// The pattern that grants every permission.

@@ -1,6 +1,5 @@
 //! Identity's domain types: validated at the boundary, trusted inside.
 
-pub mod email;
 pub mod ids;
 pub mod lockout;
 pub mod names;
@@ -8,7 +7,7 @@ pub mod password;
 pub mod permissions;
 pub mod secrets;
 
-pub use email::Email;
 pub use ids::{ApiKeyId, RoleId, SessionId};
+pub use keel_kernel::Email;
 pub use names::{DisplayName, RoleName};
 pub use password::{Password, PasswordHasherConfig};

@@ -4,7 +4,7 @@
 //! key scopes may only use its entries. Built-in roles are patterns (the kernel's wildcard rules),
 //! so a new catalogue entry is covered by them without a data migration.
 
-use keel_kernel::auth::{ALL_PERMISSIONS, any_matches, roles};
+use keel_kernel::auth::{any_matches, roles};
 
 /// Every permission a role or API key can grant, with what it allows.
 pub const CATALOGUE: &[(&str, &str)] = &[
@@ -60,45 +60,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("ai.memory.write", "Write tenant memory"),
 ];
 
-/// Read-only access shared by every built-in role below admin.
-const READ_ONLY: &[&str] = &[
-    "tenancy.member.read",
-    "identity.role.list",
-    "billing.plan.read",
-    "delivery.*.read",
-    "marketplace.*.read",
-    "ai.usage.read",
-];
-
-/// What only an owner may do; admin is everything else.
-const ADMIN: &[&str] = &[
-    "identity.*.*",
-    "tenancy.member.*",
-    "tenancy.invitation.*",
-    "tenancy.module.*",
-    "tenancy.flag.*",
-    "billing.*.read",
-    "delivery.*.*",
-    "marketplace.*.*",
-    "ai.*.*",
-];
-
-const MEMBER_EXTRA: &[&str] = &[
-    "delivery.*.*",
-    "marketplace.*.*",
-    "ai.completion.create",
-    "ai.memory.*",
-];
-
 /// Platform rights, granted on unscoped tokens to the platform admins named in the config, and
 /// never through a tenant role (tenancy honours them only on tokens without a tenant).
-pub const PLATFORM_ADMIN_ROLE: &str = "platform_admin";
-pub const PLATFORM: &[&str] = &[
-    "tenancy.tenant.approve",
-    "tenancy.tenant.suspend",
-    "tenancy.tenant.reactivate",
-    "tenancy.tenant.read",
-];
+pub const PLATFORM_ADMIN_ROLE: &str = roles::PLATFORM_ADMIN;
+pub const PLATFORM: &[&str] = roles::PLATFORM_PERMISSIONS;
 
 /// Whether `name` is a catalogue permission.
 pub fn is_known(name: &str) -> bool {
@@ -107,14 +72,7 @@ pub fn is_known(name: &str) -> bool {
 
 /// The permission patterns of a built-in role, or `None` for any other name.
 pub fn built_in(role: &str) -> Option<Vec<String>> {
-    let patterns: Vec<&str> = match role {
-        roles::OWNER => vec![ALL_PERMISSIONS],
-        roles::ADMIN => ADMIN.to_vec(),
-        roles::MEMBER => READ_ONLY.iter().chain(MEMBER_EXTRA).copied().collect(),
-        roles::VIEWER => READ_ONLY.to_vec(),
-        _ => return None,
-    };
-    Some(patterns.into_iter().map(str::to_owned).collect())
+    roles::built_in(role).map(|patterns| patterns.into_iter().map(str::to_owned).collect())
 }
 
 pub fn built_in_description(role: &str) -> &'static str {

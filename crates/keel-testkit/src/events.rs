@@ -1,0 +1,96 @@
+//! Reading what a service published: every envelope in the `EVENTS` stream, in order, straight
+//! from JetStream (not through the platform's own consumer, so a consumer bug cannot hide).
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use keel_kernel::consumer::Event;
+use keel_proto::events::v1::EventEnvelope;
+use prost::Message;
+
+/// The stream every service publishes to.
+const STREAM: &str = "EVENTS";
+/// How long a test waits for events before it looks at what arrived.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A reader of one NATS server's `EVENTS` stream.
+pub struct EventLog {
+    js: jetstream::Context,
+}
+
+impl EventLog {
+    pub async fn connect(nats_url: &str) -> EventLog {
+        let client = async_nats::connect(nats_url)
+            .await
+            .expect("connect to NATS");
+        EventLog {
+            js: jetstream::new(client),
+        }
+    }
+
+    /// Every event in the stream once at least `at_least` have arrived (or after 10 s), in
+    /// order. Each message's subject must be `events.<event_type>`.
+    pub async fn read(&self, at_least: u64) -> Vec<EventEnvelope> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut stream = loop {
+            match self.js.get_stream(STREAM).await {
+                Ok(stream) => break stream,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("no {STREAM} stream: {err}"),
+            }
+        };
+        let count = loop {
+            let count = stream.info().await.expect("stream info").state.messages;
+            if count >= at_least || tokio::time::Instant::now() >= deadline {
+                break count;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut events = Vec::new();
+        for sequence in 1..=count {
+            let message = stream
+                .get_raw_message(sequence)
+                .await
+                .expect("stream message");
+            let envelope = EventEnvelope::decode(message.payload).expect("an event envelope");
+            assert_eq!(
+                message.subject.as_str(),
+                format!("events.{}", envelope.event_type),
+                "subject of {}",
+                envelope.event_type
+            );
+            events.push(envelope);
+        }
+        events
+    }
+
+    /// The events of one type, once at least `at_least` events of any type have arrived.
+    pub async fn of_type(&self, event_type: &str, at_least: u64) -> Vec<EventEnvelope> {
+        self.read(at_least)
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == event_type)
+            .collect()
+    }
+
+    /// How many messages the stream holds now (0 if it does not exist yet).
+    pub async fn count(&self) -> u64 {
+        match self.js.get_stream(STREAM).await {
+            Ok(mut stream) => stream.info().await.expect("stream info").state.messages,
+            Err(_) => 0,
+        }
+    }
+}
+
+/// The payload of an event, decoded as `M` (panics naming the type when it is something else).
+pub fn payload<M: prost::Name + Default>(envelope: &EventEnvelope) -> M {
+    let event = Event {
+        subject: format!("events.{}", envelope.event_type),
+        envelope: envelope.clone(),
+    };
+    event
+        .payload::<M>()
+        .unwrap_or_else(|err| panic!("payload of {}: {err}", envelope.event_type))
+}
