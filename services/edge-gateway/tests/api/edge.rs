@@ -215,13 +215,13 @@ fn a_route_table_still_marking_a_method_public_is_refused_naming_the_key() {
     // Public methods are declared in the protos (`keel.v1.access`) now, not in the route table.
     let text = "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      Login: { public: true }\n";
 
-    let err = Loaded::from_parts(
+    let Err(err) = Loaded::from_parts(
         crate::support::gateway_config_offline(),
         text,
         Path::new("routes.yaml"),
-    )
-    .err()
-    .expect("refused");
+    ) else {
+        panic!("a `public:` key is refused");
+    };
 
     let message = err.to_string();
     assert!(message.contains("unknown field `public`"), "{message}");
