@@ -1,11 +1,14 @@
 //! Compiles every `.proto` under the workspace's `proto/` with protox (a pure-Rust protobuf
 //! compiler, so no system `protoc`), generates prost messages and tonic stubs, and writes the
-//! encoded `FileDescriptorSet` for gRPC reflection and the edge gateway's transcoder.
+//! encoded `FileDescriptorSet` for gRPC reflection, the edge gateway's transcoder and the
+//! contracts (`keel.v1.access`) the kernel's auth layer and the gateway read.
 
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: worktrees sharing one target
+    // dir share this script's binary, and each must compile its own `proto/`.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();
     collect_protos(&proto_root, &mut files)?;
     files.sort();
@@ -14,7 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(&files)?;
     // Encoded from protox's own pool: re-encoding through `prost_types` would drop extension
-    // options, and with them the `google.api.http` rules the gateway transcodes by.
+    // options, and with them the `google.api.http` rules the gateway transcodes by and the
+    // `keel.v1.access` contracts.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("descriptor_set.bin"),

@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod contract;
 pub mod db;
 pub mod email;
 pub mod error;

@@ -495,6 +495,145 @@ async fn the_request_span_gets_the_tenant_and_user_of_the_token() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Contracts the protos declare (`keel.v1.access`), enforced by the layer
+
+/// A handler that answers with the subject of the claims the layer handed it ("" for none).
+async fn subject_of_caller(
+    request: http::Request<()>,
+) -> Result<http::Response<String>, std::convert::Infallible> {
+    let subject = request
+        .extensions()
+        .get::<Claims>()
+        .map(|claims| claims.sub.clone())
+        .unwrap_or_default();
+    Ok(http::Response::new(subject))
+}
+
+/// Call the gRPC method at `path` through `layer`: the subject the handler saw, or the refusal.
+async fn call_method(layer: &AuthLayer, path: &str, token: Option<&str>) -> Result<String, Status> {
+    use tower::{Layer as _, ServiceExt as _};
+    let mut request = http::Request::builder().uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = layer
+        .layer(tower::service_fn(subject_of_caller))
+        .oneshot(request.body(()).unwrap())
+        .await
+        .unwrap();
+    match Status::from_header_map(response.headers()) {
+        Some(status) => Err(status),
+        None => Ok(response.into_body()),
+    }
+}
+
+#[track_caller]
+fn assert_forbidden(result: Result<String, Status>, message: &str) {
+    let status = result.expect_err("the call should have been refused");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let error = Error::from_status(&status);
+    assert_eq!(error.code(), ErrorCode::Authz, "{status:?}");
+    assert_eq!(error.message(), message);
+}
+
+const LIST_ROLES: &str = "/identity.v1.AccessService/ListRoles";
+const GET_JWKS: &str = "/identity.v1.AuthService/GetJwks";
+const LIST_PERMISSIONS: &str = "/identity.v1.AccessService/ListPermissions";
+
+#[tokio::test]
+async fn a_method_the_protos_declare_public_passes_without_a_token() {
+    let issuer = TestIssuer::start().await;
+    let layer = AuthLayer::new(issuer.verifier(), "test");
+
+    let anonymous = call_method(&layer, GET_JWKS, None).await;
+
+    assert_eq!(anonymous.unwrap(), "");
+    assert!(PublicPaths::standard().is_public("/identity.v1.AuthService/Login"));
+    assert!(!PublicPaths::none().is_public("/identity.v1.AuthService/Login"));
+}
+
+#[tokio::test]
+async fn a_declared_permission_is_refused_without_it_and_passes_with_it() {
+    let issuer = TestIssuer::start().await;
+    let layer = AuthLayer::new(issuer.verifier(), "test");
+    let (user, tenant) = (UserId::new(), TenantId::new());
+    let without = issuer.token(
+        TokenSpec::user(user)
+            .tenant(tenant)
+            .perm("identity.api_key.list"),
+    );
+    let with = issuer.token(TokenSpec::user(user).tenant(tenant).perm("identity.*.*"));
+
+    assert_forbidden(
+        call_method(&layer, LIST_ROLES, Some(&without)).await,
+        "missing permission identity.role.list",
+    );
+    assert_eq!(
+        call_method(&layer, LIST_ROLES, Some(&with)).await.unwrap(),
+        user.to_string()
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_needs_a_scope_for_a_declared_permission_too() {
+    let issuer = TestIssuer::start().await;
+    let layer = AuthLayer::new(issuer.verifier(), "test");
+    let tenant = TenantId::new();
+    let unscoped = issuer.token(TokenSpec::api_key("key-1", tenant).perms(["*"]));
+    let scoped = issuer.token(
+        TokenSpec::api_key("key-2", tenant)
+            .perms(["*"])
+            .scopes(["identity.role.list"]),
+    );
+
+    assert_forbidden(
+        call_method(&layer, LIST_ROLES, Some(&unscoped)).await,
+        "missing permission identity.role.list",
+    );
+    assert_eq!(
+        call_method(&layer, LIST_ROLES, Some(&scoped))
+            .await
+            .unwrap(),
+        "key-2"
+    );
+}
+
+#[tokio::test]
+async fn a_method_declaring_no_access_still_needs_a_token_and_nothing_more() {
+    let issuer = TestIssuer::start().await;
+    let layer = AuthLayer::new(issuer.verifier(), "test");
+    let user = UserId::new();
+
+    let anonymous = call_method(&layer, LIST_PERMISSIONS, None).await;
+    let known = call_method(
+        &layer,
+        LIST_PERMISSIONS,
+        Some(&issuer.token(TokenSpec::user(user))),
+    )
+    .await;
+
+    let status = anonymous.expect_err("a token is needed");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(
+        Error::from_status(&status).message(),
+        "missing bearer token"
+    );
+    assert_eq!(known.unwrap(), user.to_string());
+}
+
+#[tokio::test]
+async fn a_method_declaring_a_permission_is_never_made_public() {
+    let issuer = TestIssuer::start().await;
+    let layer = AuthLayer::new(issuer.verifier(), "test").public_method(LIST_ROLES);
+
+    let status = call_method(&layer, LIST_ROLES, None)
+        .await
+        .expect_err("a declared permission needs a caller who holds it");
+
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // The verifier's key cache
 
 #[tokio::test]

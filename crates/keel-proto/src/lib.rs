@@ -6,6 +6,7 @@
 include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
 /// The encoded `google.protobuf.FileDescriptorSet` of every file in `proto/`, including imports of
-/// well-known types. Feed it to `tonic-reflection` and to the gateway's transcoder.
+/// well-known types, with custom options kept (`google.api.http`, `keel.v1.access`). Feed it to
+/// `tonic-reflection`, the gateway's transcoder and `keel_kernel::contract`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));

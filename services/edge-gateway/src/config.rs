@@ -214,10 +214,8 @@ pub struct ServiceRoute {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodRoute {
-    /// Callable without credentials (register, login, refresh, JWKS). A valid token is still
-    /// forwarded; an invalid one is dropped rather than refused.
-    #[serde(default)]
-    pub public: bool,
+    // Whether a method is callable without credentials is not set here: the proto declares it
+    // (`keel.v1.access`), and an old `public:` key is refused as an unknown field.
     /// Whether a `{tenant_id}` in the path must equal the token's `tid` (default true). Turn off
     /// only for methods whose service authorises cross-tenant callers itself (platform admins
     /// approving tenants, a member reading a tenant before switching to it).

@@ -119,6 +119,20 @@ fn operation(
         );
         op.insert("description".into(), Value::String(text));
     }
+    // Declared by the proto (`keel.v1.access`): told to readers in prose and to tools as an
+    // extension, so a client can see up front which role or API key scope a call needs.
+    if let Some(permission) = &route.permission {
+        let note = format!("Requires the permission `{permission}`.");
+        let description = match op.get("description").and_then(Value::as_str) {
+            Some(text) => format!("{text}\n\n{note}"),
+            None => note,
+        };
+        op.insert("description".into(), Value::String(description));
+        op.insert(
+            "x-keel-permission".into(),
+            Value::String(permission.clone()),
+        );
+    }
     let input = method.input();
     let mut parameters = Vec::new();
     for param in path_params {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use http::Method;
 use http::uri::PathAndQuery;
+use keel_kernel::contract;
 use keel_proto::google::api::HttpRule;
 use keel_proto::google::api::http_rule::Pattern;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MethodDescriptor};
@@ -29,7 +30,11 @@ pub struct Route {
     /// `/identity.v1.AuthService/Login`.
     pub grpc_path: PathAndQuery,
     pub upstream: String,
+    /// Callable without credentials, as the method's `keel.v1.access` option declares.
     pub public: bool,
+    /// The permission every caller must hold, as the method's `keel.v1.access` option declares
+    /// (the upstream's auth layer checks it; the gateway documents it).
+    pub permission: Option<String>,
     pub tenant_match: bool,
     /// The module the tenant must have enabled.
     pub module: Option<String>,
@@ -151,6 +156,9 @@ impl Router {
                     (None, Some(spec)) => Some((Arc::from(service_name.as_str()), spec)),
                     (None, None) => None,
                 };
+                let access = contract::access(&method)
+                    .map_err(|err| source.error_at(service_name, err.to_string()))?
+                    .unwrap_or_default();
                 let grpc_path = format!("/{}/{}", service.full_name(), method.name());
                 let route = Arc::new(Route {
                     id: method.full_name().to_owned(),
@@ -161,7 +169,8 @@ impl Router {
                         )
                     })?,
                     upstream: service_route.upstream.clone(),
-                    public: settings.public,
+                    public: access.public,
+                    permission: Some(access.permission).filter(|p| !p.is_empty()),
                     tenant_match: settings.tenant_match.unwrap_or(true),
                     module: service_route.module.clone(),
                     active_tenant: service_route.active_tenant || service_route.module.is_some(),

@@ -121,14 +121,7 @@ upstreams:
   identity: {{ address: "{identity}", timeout_ms: 10000 }}
   tenancy: {{ address: "{tenancy}", timeout_ms: 10000 }}
 services:
-  identity.v1.AuthService:
-    upstream: identity
-    methods:
-      Register: {{ public: true }}
-      Login: {{ public: true }}
-      Refresh: {{ public: true }}
-      VerifyEmail: {{ public: true }}
-      GetJwks: {{ public: true }}
+  identity.v1.AuthService: {{ upstream: identity }}
   identity.v1.UserService: {{ upstream: identity }}
   identity.v1.AccessService: {{ upstream: identity }}
   tenancy.v1.TenantService:

@@ -1,5 +1,7 @@
 //! [`AuthLayer`]: the tower layer every gRPC server runs, which turns `authorization: Bearer <jwt>`
-//! into verified [`Claims`] in the request extensions or answers UNAUTHENTICATED itself.
+//! into verified [`Claims`] in the request extensions or answers UNAUTHENTICATED itself, and
+//! refuses with PERMISSION_DENIED a caller lacking the permission the method's contract declares
+//! (`keel.v1.access`, see [`crate::contract`]) before the handler runs.
 //!
 //! It sits innermost in the server stack (see `server.rs`): inside the trace and request-id layers,
 //! so refusals are traced and carry a request id, and inside the deadline, so a slow JWKS fetch is
@@ -15,6 +17,7 @@ use http::HeaderMap;
 use tower::{Layer, Service};
 
 use super::{Claims, JwtVerifier, PrincipalKind};
+use crate::contract::{self, Contract};
 use crate::error::Error;
 
 /// gRPC methods that answer without a token.
@@ -34,13 +37,15 @@ impl PublicPaths {
         PublicPaths::default()
     }
 
-    /// Health checks (probed by Kubernetes without credentials) and reflection (used by grpcurl
-    /// and the gateway's tooling; the schema is no secret inside the mesh).
+    /// Health checks (probed by Kubernetes without credentials), reflection (used by grpcurl
+    /// and the gateway's tooling; the schema is no secret inside the mesh), and every method the
+    /// protos declare public (`keel.v1.access`), so no service lists its own.
     pub fn standard() -> Self {
-        PublicPaths::none()
+        let standard = PublicPaths::none()
             .service("grpc.health.v1.Health")
             .service("grpc.reflection.v1.ServerReflection")
-            .service("grpc.reflection.v1alpha.ServerReflection")
+            .service("grpc.reflection.v1alpha.ServerReflection");
+        contract::public_methods().fold(standard, PublicPaths::method)
     }
 
     /// One method, by its full path: `/identity.v1.AuthService/Login`.
@@ -76,12 +81,15 @@ impl PublicPaths {
 pub struct AuthLayer {
     verifier: JwtVerifier,
     public: Arc<PublicPaths>,
+    /// The permissions the methods declare; read when the layer is built, that is at start-up.
+    contract: &'static Contract,
     domain: Arc<str>,
 }
 
 impl AuthLayer {
-    /// `domain` is the service name, reported in the refusal's `ErrorInfo`. Health and reflection
-    /// are public ([`PublicPaths::standard`]); add more with [`AuthLayer::public_method`].
+    /// `domain` is the service name, reported in the refusal's `ErrorInfo`. Health, reflection and
+    /// the methods the protos declare public are public ([`PublicPaths::standard`]); add more
+    /// with [`AuthLayer::public_method`].
     pub fn new(verifier: JwtVerifier, domain: impl Into<String>) -> Self {
         AuthLayer::with_public_paths(verifier, domain, PublicPaths::standard())
     }
@@ -94,6 +102,7 @@ impl AuthLayer {
         AuthLayer {
             verifier,
             public: Arc::new(public),
+            contract: contract::embedded(),
             domain: Arc::from(domain.into()),
         }
     }
@@ -149,12 +158,26 @@ where
         let layer = self.layer.clone();
         // Read what we need from the request now: holding a borrow of it across the verifier's
         // await would make the future require a `Sync` body, which gRPC bodies are not.
-        let public = layer.public.is_public(request.uri().path());
+        let path = request.uri().path();
+        let required = layer.contract.permission(path);
+        // A method that declares a permission needs a caller to hold it, so it is never public,
+        // whatever the public paths say.
+        let public = required.is_none() && layer.public.is_public(path);
         let token = bearer_token(request.headers()).map(|token| token.map(str::to_owned));
         Box::pin(async move {
             match authenticate(&layer.verifier, public, token).await {
                 Ok(Some(claims)) => {
                     record_identity(&claims);
+                    if let Some(permission) = required
+                        && let Err(err) = claims.require(permission)
+                    {
+                        tracing::debug!(
+                            permission,
+                            path = request.uri().path(),
+                            "request not authorised"
+                        );
+                        return Ok(err.into_status_in(&layer.domain).into_http());
+                    }
                     request.extensions_mut().insert(claims);
                 }
                 Ok(None) => {}

@@ -5,6 +5,10 @@
 //! checks it against identity's JWKS, the [`Claims`] land in the request extensions, and a handler
 //! does `auth::claims(&request)?.require("delivery.orders.write")?` and `claims.tenant()?`. The
 //! tenant therefore always comes from a verified token, never from a client-supplied field.
+//!
+//! A method whose proto declares one fixed permission (`option (keel.v1.access) = { permission:
+//! "..." }`, see [`crate::contract`]) needs no `require` in its handler: the layer refuses a
+//! caller without it before the handler runs. Methods the proto declares public need no token.
 
 mod jwk;
 mod jwks;

@@ -211,6 +211,24 @@ fn the_shipped_configuration_routes_every_annotated_method() {
 }
 
 #[test]
+fn a_route_table_still_marking_a_method_public_is_refused_naming_the_key() {
+    // Public methods are declared in the protos (`keel.v1.access`) now, not in the route table.
+    let text = "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      Login: { public: true }\n";
+
+    let Err(err) = Loaded::from_parts(
+        crate::support::gateway_config_offline(),
+        text,
+        Path::new("routes.yaml"),
+    ) else {
+        panic!("a `public:` key is refused");
+    };
+
+    let message = err.to_string();
+    assert!(message.contains("unknown field `public`"), "{message}");
+    assert!(message.contains("routes.yaml"), "{message}");
+}
+
+#[test]
 fn a_route_table_naming_what_does_not_exist_stops_start_up_at_its_line() {
     let pool = descriptors::pool(&[]).expect("descriptors");
     let config = crate::support::gateway_config_offline();
@@ -221,12 +239,12 @@ fn a_route_table_naming_what_does_not_exist_stops_start_up_at_its_line() {
             "nope.v1.Missing",
         ),
         (
-            "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      Logn: { public: true }\n",
+            "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      Logn: { tenant_match: false }\n",
             7,
             "Logn",
         ),
         (
-            "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      ExchangeApiKey: { public: true }\n",
+            "upstreams:\n  a: { address: 127.0.0.1:1 }\nservices:\n  identity.v1.AuthService:\n    upstream: a\n    methods:\n      ExchangeApiKey: { tenant_match: false }\n",
             7,
             "google.api.http",
         ),

@@ -8,8 +8,8 @@ use crate::support::{Harness, ROUTES, problem_of};
 
 fn routes() -> String {
     ROUTES.replace(
-        "      Ping: { public: true }",
-        "      Ping: { public: true }\n      GetThing: { rate_limit: { rate: 1, per_secs: 60, burst: 2 } }",
+        "      GetAnyTenantThing: { tenant_match: false }",
+        "      GetAnyTenantThing: { tenant_match: false }\n      GetThing: { rate_limit: { rate: 1, per_secs: 60, burst: 2 } }",
     ) + "rate_limits:\n  public: { rate: 1, per_secs: 60, burst: 1 }\n"
 }
 

@@ -158,6 +158,48 @@ async fn security_and_errors_are_documented() {
 }
 
 #[test]
+fn the_permission_a_method_declares_is_documented_on_its_operations() {
+    let pool = pool();
+    let routes = ROUTES.replace("{upstream}", "127.0.0.1:1");
+    let loaded = keel_edge_gateway::Loaded::from_parts(
+        gateway_config_offline(),
+        &routes,
+        std::path::Path::new("routes.yaml"),
+    )
+    .expect("valid");
+    let router = Router::build(&pool, &loaded.routes, &loaded.routes_source).expect("routes");
+    let spec = keel_edge_gateway::openapi::document(&router, &pool, "test");
+    let operations: Vec<&Value> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .collect();
+    let completions: Vec<&&Value> = operations
+        .iter()
+        .filter(|op| {
+            op["operationId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("ai.v1.AiService.Complete"))
+        })
+        .collect();
+
+    assert!(!completions.is_empty());
+    for op in completions {
+        assert_eq!(op["x-keel-permission"], "ai.completion.create", "{op}");
+        let description = op["description"].as_str().expect("a description");
+        assert!(
+            description.ends_with("Requires the permission `ai.completion.create`."),
+            "{description}"
+        );
+    }
+    assert_eq!(
+        spec["paths"]["/v1/ping"]["get"]["x-keel-permission"],
+        Value::Null
+    );
+}
+
+#[test]
 fn every_documented_operation_routes_to_its_method() {
     let pool = pool();
     let routes = ROUTES.replace("{upstream}", "127.0.0.1:1");

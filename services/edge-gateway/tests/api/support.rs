@@ -46,7 +46,6 @@ services:
   keel.test.v1.EchoService:
     upstream: test
     methods:
-      Ping: { public: true }
       GetAnyTenantThing: { tenant_match: false }
   ai.v1.AiService:
     upstream: test
