@@ -1,16 +1,16 @@
 //! Events: every change is published to JetStream exactly once, with its type, tenant, aggregate
 //! version and payload, and a refused change publishes nothing.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{TestApp, assert_conflict, payload};
-use keel_kernel::UserId;
 use keel_kernel::auth::roles;
+use keel_kernel::{ErrorCode, UserId};
 use keel_proto::events::v1::{EventEnvelope, actor};
 use keel_proto::tenancy::v1 as pb;
+use keel_testkit::{assert_status, payload};
+
+use crate::support::TestApp;
 
 fn of_type<'a>(events: &'a [EventEnvelope], event_type: &str) -> Vec<&'a EventEnvelope> {
     events
@@ -103,10 +103,10 @@ async fn every_change_is_published_once_with_its_type_tenant_and_version() {
         ("tenancy.tenant.deleted", 1),
     ];
     let total: u64 = expected.iter().map(|(_, n)| n).sum();
-    let events = app.events(total).await;
+    let events = app.events().await.read(total).await;
     // Nothing more arrives: no duplicates from the relay.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(app.event_count().await, total);
+    assert_eq!(app.events().await.count().await, total);
 
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for event in &events {
@@ -187,7 +187,7 @@ async fn auto_approval_publishes_created_member_added_and_approved() {
     let owner = UserId::new();
     let tenant = app.create_tenant(owner, "Acme", "acme").await;
 
-    let events = app.events(3).await;
+    let events = app.events().await.read(3).await;
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -216,9 +216,9 @@ async fn a_refused_change_publishes_nothing() {
     let app = TestApp::spawn().await;
     let owner = UserId::new();
     let tenant = app.create_tenant(owner, "Acme", "acme").await;
-    let before = app.events(2).await.len() as u64;
+    let before = app.events().await.read(2).await.len() as u64;
 
-    assert_conflict(
+    assert_status(
         app.tenants(&app.user_token(UserId::new()))
             .create_tenant(pb::CreateTenantRequest {
                 tenant: Some(pb::Tenant {
@@ -228,17 +228,19 @@ async fn a_refused_change_publishes_nothing() {
                 }),
             })
             .await,
+        ErrorCode::Conflict,
     );
     let mut owner_members = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
-    assert_conflict(
+    assert_status(
         owner_members
             .remove_member(pb::RemoveMemberRequest {
                 tenant_id: tenant.id.clone(),
                 user_id: owner.to_string(),
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(app.event_count().await, before);
+    assert_eq!(app.events().await.count().await, before);
     app.stop().await;
 }
