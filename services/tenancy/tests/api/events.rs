@@ -8,6 +8,8 @@ use keel_kernel::auth::roles;
 use keel_kernel::{ErrorCode, UserId};
 use keel_proto::events::v1::{EventEnvelope, actor};
 use keel_proto::tenancy::v1 as pb;
+use keel_tenancy::domain::permissions;
+use keel_testkit::tokens::TokenSpec;
 use keel_testkit::{assert_status, payload};
 
 use crate::support::TestApp;
@@ -242,5 +244,55 @@ async fn a_refused_change_publishes_nothing() {
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(app.events().await.count().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_inviter_stays_an_api_key_from_the_request_to_the_row_and_the_event() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_active_tenant(UserId::new(), "acme").await;
+    let key = app.issuer.token(
+        TokenSpec::api_key("key-7", tenant.id.parse().expect("tenant id"))
+            .perms([permissions::INVITATION_CREATE])
+            .scopes([permissions::INVITATION_CREATE]),
+    );
+    let invitation = app
+        .members(&key)
+        .create_invitation(pb::CreateInvitationRequest {
+            tenant_id: tenant.id.clone(),
+            email: "Mixed.Case@Example.com".into(),
+            role: "member".into(),
+        })
+        .await
+        .expect("invite with an API key")
+        .into_inner();
+    assert_eq!(invitation.invited_by, "key-7");
+    // Stored and answered in the normalised form, as before the kernel's `Email`.
+    assert_eq!(invitation.email, "mixed.case@example.com");
+
+    let admin = app.db.admin_pool().await;
+    let (kind,): (String,) =
+        sqlx::query_as("SELECT invited_by_kind FROM tenancy.invitations WHERE id = $1::uuid")
+            .bind(&invitation.id)
+            .fetch_one(&admin)
+            .await
+            .expect("the invitation row");
+    assert_eq!(kind, "api_key");
+
+    let created = app
+        .events()
+        .await
+        .of_type("tenancy.invitation.created", 5)
+        .await;
+    let [event] = created.as_slice() else {
+        panic!("one invitation event, got {created:?}");
+    };
+    let actor = event.actor.as_ref().expect("an actor");
+    assert_eq!(
+        (actor.kind, actor.id.as_str()),
+        (actor::Kind::ApiKey as i32, "key-7")
+    );
+    let payload: pb::InvitationCreated = payload(event);
+    assert_eq!(payload.invited_by, "key-7");
     app.stop().await;
 }

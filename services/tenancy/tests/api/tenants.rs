@@ -417,6 +417,17 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
     let app = TestApp::spawn().await;
     let owner = UserId::new();
     let tenant = app.create_active_tenant(owner, "acme").await;
+    let token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+    let before_suspension = app
+        .members(&token)
+        .create_invitation(pb::CreateInvitationRequest {
+            tenant_id: tenant.id.clone(),
+            email: "early@example.com".into(),
+            role: "member".into(),
+        })
+        .await
+        .expect("invite while active")
+        .into_inner();
     app.tenants(&app.platform_admin_token())
         .suspend_tenant(pb::SuspendTenantRequest {
             tenant_id: tenant.id.clone(),
@@ -424,7 +435,6 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
         })
         .await
         .expect("suspend");
-    let token = app.tenant_token(owner, &tenant.id, roles::OWNER);
 
     let status = assert_status(
         app.members(&token)
@@ -446,5 +456,15 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
             .await,
         ErrorCode::FailedPrecondition,
     );
+    // An invitation made while the tenant was active cannot be redeemed while it is suspended.
+    let status = assert_status(
+        app.members(&app.user_token(UserId::new()))
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: before_suspension.token,
+            })
+            .await,
+        ErrorCode::FailedPrecondition,
+    );
+    assert!(status.message().contains("suspended"), "{status:?}");
     app.stop().await;
 }
