@@ -26,7 +26,6 @@ pub async fn build(config: Config<Settings>) -> Result<Running, Error> {
         db: platform.db.clone(),
         outbox: platform.outbox.clone(),
         settings,
-        domain: platform.config.service.clone(),
     });
     // Every tenancy method needs a token: even the catalogue and "my tenants" are per caller.
     let server = platform

@@ -1,12 +1,12 @@
 //! Invitations: an offer to join a tenant, redeemed once with a secret token before it expires.
 
 use chrono::{DateTime, Utc};
-use keel_kernel::{Error, TenantId};
+use keel_kernel::{Actor, Error, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::Role;
+use super::{InvitationId, Role};
 
 const PREFIX: &str = "kinv_";
 const SECRET_BYTES: usize = 32;
@@ -70,11 +70,13 @@ pub enum InvitationState {
 /// An invitation as stored (never with its token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invitation {
-    pub id: Uuid,
+    pub id: InvitationId,
     pub tenant_id: TenantId,
+    /// The invitee's address, normalised (lowercase): addresses compare case-insensitively.
     pub email: String,
     pub role: Role,
-    pub invited_by: String,
+    /// Who invited: a user, or an API key acting for the tenant.
+    pub invited_by: Actor,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
@@ -91,15 +93,16 @@ impl Invitation {
         }
     }
 
-    /// CONFLICT unless the invitation can still be redeemed at `now`.
+    /// FAILED_PRECONDITION unless the invitation can still be redeemed at `now` (tenancy.proto
+    /// promises that code for used and expired invitations).
     pub fn check_redeemable(&self, now: DateTime<Utc>) -> Result<(), Error> {
         match self.state(now) {
             InvitationState::Pending => Ok(()),
-            InvitationState::Accepted => {
-                Err(Error::conflict("this invitation has already been used"))
-            }
-            InvitationState::Expired => Err(Error::conflict(
-                "this invitation has expired; ask for a new one",
+            InvitationState::Accepted => Err(Error::failed_precondition(
+                "this invitation has already been used; only a pending invitation can be accepted",
+            )),
+            InvitationState::Expired => Err(Error::failed_precondition(
+                "this invitation has expired; only a pending invitation can be accepted, ask for a new one",
             )),
         }
     }
@@ -107,6 +110,8 @@ impl Invitation {
 
 #[cfg(test)]
 mod tests {
+    use keel_kernel::ErrorCode;
+
     use super::*;
 
     #[test]
@@ -144,22 +149,25 @@ mod tests {
     fn used_and_expired_invitations_cannot_be_redeemed() {
         let now = Utc::now();
         let mut invitation = Invitation {
-            id: Uuid::now_v7(),
+            id: InvitationId::new(),
             tenant_id: TenantId::new(),
             email: "a@b.co".into(),
             role: Role::Member,
-            invited_by: String::new(),
+            invited_by: Actor::system("test"),
             created_at: now,
             expires_at: now + chrono::Duration::hours(1),
             accepted_at: None,
         };
+        let refusal = |result: Result<(), Error>| result.map_err(|err| err.code()).err();
         assert!(invitation.check_redeemable(now).is_ok());
-        assert!(
-            invitation
-                .check_redeemable(now + chrono::Duration::hours(2))
-                .is_err()
+        assert_eq!(
+            refusal(invitation.check_redeemable(now + chrono::Duration::hours(2))),
+            Some(ErrorCode::FailedPrecondition)
         );
         invitation.accepted_at = Some(now);
-        assert!(invitation.check_redeemable(now).is_err());
+        assert_eq!(
+            refusal(invitation.check_redeemable(now)),
+            Some(ErrorCode::FailedPrecondition)
+        );
     }
 }

@@ -1,8 +1,38 @@
-//! Module and feature-flag names.
+//! The module catalogue, a tenant's modules and feature-flag overrides, and their names.
 
 use std::fmt;
 
-use keel_kernel::Error;
+use chrono::{DateTime, Utc};
+use keel_kernel::{Error, TenantId};
+
+/// A module of the catalogue (platform data, the same for every tenant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub default_enabled: bool,
+    /// Display order; also the catalogue's page position.
+    pub position: i32,
+}
+
+/// A module's setting for one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantModule {
+    pub tenant_id: TenantId,
+    pub module: String,
+    pub enabled: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's override of a feature flag's platform default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureFlag {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub enabled: bool,
+    pub updated_at: DateTime<Utc>,
+}
 
 /// A module of the catalogue is named by a lowercase word; whether it exists is the catalogue's
 /// answer (NOT_FOUND), not a validation error.

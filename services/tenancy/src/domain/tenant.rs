@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_kernel::{Error, TenantId, UserId};
+use keel_proto::tenancy::v1 as pb;
 
 use super::Slug;
 
@@ -34,8 +35,10 @@ impl TenantName {
     }
 }
 
-/// Where a tenant is in its life. Stored as its `as_str` name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a tenant is in its life. Stored as its snake_case name in a text column whose CHECK
+/// constraint lists the same names; an unknown stored name fails the row's decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum TenantState {
     PendingApproval,
     Active,
@@ -64,29 +67,8 @@ impl Lifecycle {
 }
 
 impl TenantState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantState::PendingApproval => "pending_approval",
-            TenantState::Active => "active",
-            TenantState::Suspended => "suspended",
-            TenantState::Deleted => "deleted",
-        }
-    }
-
-    /// Read a stored state; anything else is a corrupt row, not a client error.
-    pub fn from_db(value: &str) -> Result<TenantState, Error> {
-        match value {
-            "pending_approval" => Ok(TenantState::PendingApproval),
-            "active" => Ok(TenantState::Active),
-            "suspended" => Ok(TenantState::Suspended),
-            "deleted" => Ok(TenantState::Deleted),
-            other => Err(Error::internal(anyhow::anyhow!(
-                "unknown tenant state {other:?} in the database"
-            ))),
-        }
-    }
-
-    /// The state after `action`, or CONFLICT saying why the tenant's current state forbids it.
+    /// The state after `action`, or FAILED_PRECONDITION naming the tenant's current state and the
+    /// state the action needs.
     pub fn apply(self, action: Lifecycle) -> Result<TenantState, Error> {
         use TenantState::*;
         let next = match (self, action) {
@@ -95,7 +77,7 @@ impl TenantState {
             (Suspended, Lifecycle::Reactivate) => Active,
             (PendingApproval | Active | Suspended, Lifecycle::Delete) => Deleted,
             (state, action) => {
-                return Err(Error::conflict(format!(
+                return Err(Error::failed_precondition(format!(
                     "cannot {} a tenant that is {}{}",
                     action.verb(),
                     state.describe(),
@@ -103,7 +85,7 @@ impl TenantState {
                         Lifecycle::Approve => "; only a tenant pending approval can be approved",
                         Lifecycle::Suspend => "; only an active tenant can be suspended",
                         Lifecycle::Reactivate => "; only a suspended tenant can be reactivated",
-                        Lifecycle::Delete => "",
+                        Lifecycle::Delete => "; only a tenant not yet deleted can be deleted",
                     }
                 )));
             }
@@ -111,7 +93,8 @@ impl TenantState {
         Ok(next)
     }
 
-    fn describe(self) -> &'static str {
+    /// The state in words, for messages.
+    pub fn describe(self) -> &'static str {
         match self {
             TenantState::PendingApproval => "pending approval",
             TenantState::Active => "active",
@@ -120,14 +103,28 @@ impl TenantState {
         }
     }
 
-    /// Changes to a tenant's members, invitations, modules and flags need it in service.
+    /// Changes to a tenant's members, invitations, modules and flags need it in service
+    /// (FAILED_PRECONDITION otherwise).
     pub fn require_active(self) -> Result<(), Error> {
         match self {
             TenantState::Active => Ok(()),
-            other => Err(Error::conflict(format!(
+            other => Err(Error::failed_precondition(format!(
                 "the tenant is {}; this needs an active tenant",
                 other.describe()
             ))),
+        }
+    }
+}
+
+/// The wire enum, spoken by both the API (`grpc/`) and the events (`events/`): part of the
+/// contract, so it is converted here, next to the state, rather than in either of them.
+impl From<TenantState> for pb::TenantState {
+    fn from(state: TenantState) -> pb::TenantState {
+        match state {
+            TenantState::PendingApproval => pb::TenantState::PendingApproval,
+            TenantState::Active => pb::TenantState::Active,
+            TenantState::Suspended => pb::TenantState::Suspended,
+            TenantState::Deleted => pb::TenantState::Deleted,
         }
     }
 }
@@ -171,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn illegal_transitions_are_conflicts() {
+    fn illegal_transitions_are_failed_preconditions() {
         let illegal = [
             (PendingApproval, Suspend),
             (PendingApproval, Reactivate),
@@ -187,17 +184,35 @@ mod tests {
             let err = state.apply(action).expect_err("illegal transition");
             assert_eq!(
                 err.code(),
-                keel_kernel::ErrorCode::Conflict,
+                keel_kernel::ErrorCode::FailedPrecondition,
                 "{state:?} {action:?}"
             );
         }
     }
 
     #[test]
-    fn states_round_trip_through_their_stored_names() {
-        for state in [PendingApproval, Active, Suspended, Deleted] {
-            assert_eq!(TenantState::from_db(state.as_str()).ok(), Some(state));
-        }
+    fn every_state_has_its_wire_value() {
+        let wire: Vec<pb::TenantState> = [PendingApproval, Active, Suspended, Deleted]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(
+            wire,
+            [
+                pb::TenantState::PendingApproval,
+                pb::TenantState::Active,
+                pb::TenantState::Suspended,
+                pb::TenantState::Deleted
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inactive_tenant_refuses_changes_naming_its_state() {
+        let err = Suspended.require_active().expect_err("suspended");
+        assert_eq!(err.code(), keel_kernel::ErrorCode::FailedPrecondition);
+        assert!(err.message().contains("suspended"), "{}", err.message());
+        assert!(Active.require_active().is_ok());
     }
 
     #[test]

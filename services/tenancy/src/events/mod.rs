@@ -8,13 +8,17 @@
 //!   for a member who is removed and later re-added.
 //! - `tenancy.module.*`: aggregate id = tenant id, version = the tenant's entitlements version.
 //! - `tenancy.invitation.created`: aggregate id = invitation id, version 1.
+//!
+//! Payloads are built here from domain types (never from the API's messages), so what is
+//! published depends on the domain, not on how the API happens to render it. Tenancy consumes no
+//! events yet; a consumer would live here too, as an `EventHandler` taking `&mut EventTx`.
 
+use keel_kernel::grpc::timestamp;
 use keel_kernel::outbox::NewEvent;
-use keel_kernel::{Error, TenantId, UserId};
+use keel_kernel::{Actor, Caller, Error, TenantId, UserId};
 use keel_proto::tenancy::v1 as pb;
 
-use crate::domain::{Caller, Invitation, Membership, ModuleName, Role, Tenant};
-use crate::grpc::convert::{state_to_proto, timestamp};
+use crate::domain::{Invitation, Membership, ModuleName, Role, Tenant};
 
 pub const TENANT_CREATED: &str = "tenancy.tenant.created";
 pub const TENANT_APPROVED: &str = "tenancy.tenant.approved";
@@ -30,11 +34,10 @@ pub const MODULE_DISABLED: &str = "tenancy.module.disabled";
 
 /// Actor and correlation of the request that caused the event.
 fn caused_by(event: NewEvent, caller: &Caller) -> NewEvent {
-    let (kind, id) = caller.actor();
-    let event = event.actor(kind, id);
-    match &caller.request_id {
-        Some(request_id) => event.correlation(request_id, request_id),
-        None => event,
+    let event = event.actor(&caller.actor());
+    match caller.request_id() {
+        "" => event,
+        request_id => event.correlation(request_id, request_id),
     }
 }
 
@@ -55,7 +58,7 @@ pub fn tenant_created(tenant: &Tenant, caller: &Caller) -> Result<NewEvent, Erro
         tenant_id: tenant.id.to_string(),
         name: tenant.name.clone(),
         slug: tenant.slug.clone(),
-        state: state_to_proto(tenant.state) as i32,
+        state: pb::TenantState::from(tenant.state) as i32,
         created_by: tenant.created_by.to_string(),
     };
     tenant_event(TENANT_CREATED, tenant, &payload, caller)
@@ -64,12 +67,14 @@ pub fn tenant_created(tenant: &Tenant, caller: &Caller) -> Result<NewEvent, Erro
 /// `approved_by` is None when the platform approved automatically.
 pub fn tenant_approved(
     tenant: &Tenant,
-    approved_by: Option<&str>,
+    approved_by: Option<&Actor>,
     caller: &Caller,
 ) -> Result<NewEvent, Error> {
     let payload = pb::TenantApproved {
         tenant_id: tenant.id.to_string(),
-        approved_by: approved_by.unwrap_or_default().to_owned(),
+        approved_by: approved_by
+            .map(|actor| actor.id.clone())
+            .unwrap_or_default(),
     };
     tenant_event(TENANT_APPROVED, tenant, &payload, caller)
 }
@@ -180,7 +185,7 @@ pub fn invitation_created(
         email: invitation.email.clone(),
         role: invitation.role.to_string(),
         token: token.to_owned(),
-        invited_by: invitation.invited_by.clone(),
+        invited_by: invitation.invited_by.id.clone(),
         expire_time: Some(timestamp(invitation.expires_at)),
     };
     let event = NewEvent::new(INVITATION_CREATED, invitation.id, &payload)?

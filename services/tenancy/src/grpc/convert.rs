@@ -2,31 +2,14 @@
 //! field at once; domain values become proto messages through `From`.
 
 use chrono::{DateTime, Utc};
-use keel_kernel::{Error, TenantId, UserId};
+use keel_kernel::grpc::timestamp;
+use keel_kernel::{Email, Error, TenantId, UserId, Violations};
 use keel_proto::tenancy::v1 as pb;
 
-use crate::domain::tenant::NewTenant;
 use crate::domain::{
-    Email, FlagName, Invitation, InvitationState, Membership, ModuleName, Role, Slug, Tenant,
-    TenantName, TenantState, Violations,
+    FeatureFlag, FlagName, Invitation, InvitationState, Membership, Module, ModuleName, NewTenant,
+    Role, Slug, Tenant, TenantModule, TenantName, TenantState,
 };
-use crate::repo::modules::{FeatureFlag, Module, TenantModule};
-
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
-}
-
-pub fn state_to_proto(state: TenantState) -> pb::TenantState {
-    match state {
-        TenantState::PendingApproval => pb::TenantState::PendingApproval,
-        TenantState::Active => pb::TenantState::Active,
-        TenantState::Suspended => pb::TenantState::Suspended,
-        TenantState::Deleted => pb::TenantState::Deleted,
-    }
-}
 
 /// A state filter: UNSPECIFIED means none.
 pub fn state_filter(field: &str, value: i32) -> Result<Option<TenantState>, Error> {
@@ -38,20 +21,6 @@ pub fn state_filter(field: &str, value: i32) -> Result<Option<TenantState>, Erro
         Ok(pb::TenantState::Deleted) => Ok(Some(TenantState::Deleted)),
         Err(_) => Err(Error::invalid(field, "is not a tenant state")),
     }
-}
-
-pub fn tenant_id(field: &str, value: &str) -> Result<TenantId, Error> {
-    if value.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    TenantId::parse_field(field, value)
-}
-
-pub fn user_id(field: &str, value: &str) -> Result<UserId, Error> {
-    if value.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    UserId::parse_field(field, value)
 }
 
 impl TryFrom<pb::CreateTenantRequest> for NewTenant {
@@ -82,7 +51,7 @@ impl TryFrom<pb::CreateInvitationRequest> for NewInvitationInput {
     type Error = Error;
     fn try_from(request: pb::CreateInvitationRequest) -> Result<NewInvitationInput, Error> {
         let mut violations = Violations::default();
-        let tenant = violations.check(tenant_id("tenant_id", &request.tenant_id));
+        let tenant = violations.check(TenantId::parse_field("tenant_id", &request.tenant_id));
         let email = violations.check(Email::parse("email", &request.email));
         let role = violations.check(Role::parse("role", &request.role));
         violations.finish()?;
@@ -109,21 +78,24 @@ impl TryFrom<pb::UpdateMemberRequest> for RoleChange {
     type Error = Error;
     fn try_from(request: pb::UpdateMemberRequest) -> Result<RoleChange, Error> {
         let mut violations = Violations::default();
-        let tenant = violations.check(tenant_id("tenant_id", &request.tenant_id));
-        let user = violations.check(user_id("user_id", &request.user_id));
+        let tenant = violations.check(TenantId::parse_field("tenant_id", &request.tenant_id));
+        let user = violations.check(UserId::parse_field("user_id", &request.user_id));
         let paths = request
             .update_mask
             .map(|mask| mask.paths)
             .unwrap_or_default();
         if let Some(path) = paths.iter().find(|path| path.as_str() != "role") {
-            violations.check::<()>(Err(Error::invalid(
+            violations.add(
                 "update_mask",
                 format!("`{path}` cannot be updated; only `role` can"),
-            )));
+            );
         }
         let role = match request.member {
             Some(member) => violations.check(Role::parse("member.role", &member.role)),
-            None => violations.check(Err(Error::invalid("member", "is required"))),
+            None => {
+                violations.add("member", "is required");
+                None
+            }
         };
         violations.finish()?;
         match (tenant, user, role) {
@@ -136,7 +108,7 @@ impl TryFrom<pb::UpdateMemberRequest> for RoleChange {
 /// (tenant, module) of EnableModule/DisableModule.
 pub fn module_target(tenant: &str, module: &str) -> Result<(TenantId, ModuleName), Error> {
     let mut violations = Violations::default();
-    let tenant = violations.check(tenant_id("tenant_id", tenant));
+    let tenant = violations.check(TenantId::parse_field("tenant_id", tenant));
     let module = violations.check(ModuleName::parse("module", module));
     violations.finish()?;
     tenant
@@ -147,7 +119,7 @@ pub fn module_target(tenant: &str, module: &str) -> Result<(TenantId, ModuleName
 /// (tenant, flag) of SetFeatureFlag.
 pub fn flag_target(tenant: &str, flag: &str) -> Result<(TenantId, FlagName), Error> {
     let mut violations = Violations::default();
-    let tenant = violations.check(tenant_id("tenant_id", tenant));
+    let tenant = violations.check(TenantId::parse_field("tenant_id", tenant));
     let flag = violations.check(FlagName::parse("flag", flag));
     violations.finish()?;
     tenant
@@ -158,8 +130,8 @@ pub fn flag_target(tenant: &str, flag: &str) -> Result<(TenantId, FlagName), Err
 /// (tenant, user) of GetMember/RemoveMember.
 pub fn member_target(tenant: &str, user: &str) -> Result<(TenantId, UserId), Error> {
     let mut violations = Violations::default();
-    let tenant = violations.check(tenant_id("tenant_id", tenant));
-    let user = violations.check(user_id("user_id", user));
+    let tenant = violations.check(TenantId::parse_field("tenant_id", tenant));
+    let user = violations.check(UserId::parse_field("user_id", user));
     violations.finish()?;
     tenant
         .zip(user)
@@ -172,7 +144,7 @@ impl From<&Tenant> for pb::Tenant {
             id: tenant.id.to_string(),
             name: tenant.name.clone(),
             slug: tenant.slug.clone(),
-            state: state_to_proto(tenant.state) as i32,
+            state: pb::TenantState::from(tenant.state) as i32,
             plan: tenant.plan.clone(),
             created_by: tenant.created_by.to_string(),
             create_time: Some(timestamp(tenant.created_at)),
@@ -212,7 +184,7 @@ pub fn invitation(
         role: invitation.role.to_string(),
         token: token.unwrap_or_default(),
         state: state as i32,
-        invited_by: invitation.invited_by.clone(),
+        invited_by: invitation.invited_by.id.clone(),
         create_time: Some(timestamp(invitation.created_at)),
         expire_time: Some(timestamp(invitation.expires_at)),
     }

@@ -1,16 +1,28 @@
-//! The gRPC surface: one handler type per proto service. Each method authorises the caller from
-//! the verified token, turns the request into domain values, runs one transaction (the change and
-//! its events together), and turns the result back into proto.
+//! The gRPC surface: one file per proto service, one handler type per file.
+//!
+//! Every method has the same shape: the trait method builds the kernel's `Caller` from the
+//! verified token and hands the request body to a use-case method, whose kernel `Error` becomes a
+//! `tonic::Status` through `?`:
+//!
+//! ```ignore
+//! async fn get_member(&self, request: Request<pb::GetMemberRequest>)
+//!     -> Result<Response<pb::Membership>, Status> {
+//!     let caller = Caller::from_request(&request)?;
+//!     Ok(Response::new(self.get(&caller, request.into_inner()).await?))
+//! }
+//! ```
+//!
+//! A use-case method authorises the caller, turns the request into domain values (`convert`),
+//! runs one transaction (the change and its events together) and turns the result back into
+//! proto.
 
 pub mod convert;
 mod members;
 mod modules;
-pub mod page;
 mod tenants;
 
 use std::sync::Arc;
 
-use keel_kernel::Error;
 use keel_kernel::outbox::Outbox;
 use sqlx::PgPool;
 
@@ -25,17 +37,6 @@ pub struct Context {
     pub db: PgPool,
     pub outbox: Outbox,
     pub settings: Settings,
-    /// The error domain of statuses (the service name).
-    pub domain: String,
 }
 
 pub type Shared = Arc<Context>;
-
-impl Context {
-    /// The one place a handler's error becomes a status (and an internal cause is logged).
-    fn reply<T>(&self, result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Status> {
-        result
-            .map(tonic::Response::new)
-            .map_err(|err| err.into_status_in(&self.domain))
-    }
-}

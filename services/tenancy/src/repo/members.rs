@@ -1,10 +1,11 @@
-//! Memberships (tenant table; run in the tenant's transaction).
+//! Memberships (tenant table).
 
 use chrono::{DateTime, Utc};
-use keel_kernel::db::Tx;
+use keel_kernel::db::TenantTx;
+use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId, UserId};
+use sqlx::PgConnection;
 
-use super::After;
 use crate::domain::{Membership, Role};
 
 const COLUMNS: &str = "tenant_id, user_id, role, email, created_at, updated_at";
@@ -13,31 +14,29 @@ const COLUMNS: &str = "tenant_id, user_id, role, email, created_at, updated_at";
 struct Row {
     tenant_id: TenantId,
     user_id: UserId,
-    role: String,
+    role: Role,
     email: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<Row> for Membership {
-    type Error = Error;
-    fn try_from(row: Row) -> Result<Membership, Error> {
-        Ok(Membership {
+impl From<Row> for Membership {
+    fn from(row: Row) -> Membership {
+        Membership {
             tenant_id: row.tenant_id,
             user_id: row.user_id,
-            role: Role::from_db(&row.role)?,
+            role: row.role,
             email: row.email,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        })
+        }
     }
 }
 
-/// Add `user` to `tenant`. CONFLICT when they already are a member.
-#[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+/// Add `user` to the tenant. CONFLICT when they already are a member.
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant(), user_id = %user))]
 pub async fn insert(
-    tx: &mut Tx,
-    tenant: TenantId,
+    tx: &mut TenantTx,
     user: UserId,
     role: &Role,
     email: &str,
@@ -45,102 +44,99 @@ pub async fn insert(
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO memberships (tenant_id, user_id, role, email) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     ))
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(user)
-    .bind(role.to_string())
+    .bind(role)
     .bind(email)
     .fetch_one(&mut **tx)
     .await
     .map_err(|err| {
-        if super::violates(&err, "memberships_pkey") {
-            Error::conflict("the user is already a member of this tenant").with_cause(err)
-        } else {
-            Error::from(err)
-        }
+        Error::from(err).on_constraint(
+            "memberships_pkey",
+            "the user is already a member of this tenant",
+        )
     })?;
-    row.try_into()
+    Ok(row.into())
 }
 
-pub async fn get(tx: &mut Tx, tenant: TenantId, user: UserId) -> Result<Option<Membership>, Error> {
+pub async fn get(tx: &mut TenantTx, user: UserId) -> Result<Option<Membership>, Error> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM memberships WHERE tenant_id = $1 AND user_id = $2"
     ))
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(user)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(Membership::try_from).transpose()
+    Ok(row.map(Membership::from))
 }
 
-/// A page of the tenant's members, by join time.
-#[tracing::instrument(skip_all, fields(tenant_id = %tenant))]
+/// A page of the tenant's members by join time, strictly after `after`.
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant()))]
 pub async fn list(
-    tx: &mut Tx,
-    tenant: TenantId,
-    after: After,
+    tx: &mut TenantTx,
+    after: Option<TimeId>,
     limit: i64,
 ) -> Result<Vec<Membership>, Error> {
-    let (after_time, after_id) = after.unzip();
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM memberships \
           WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, user_id) > ($2, $3)) \
           ORDER BY created_at, user_id LIMIT $4"
     ))
-    .bind(tenant)
-    .bind(after_time)
-    .bind(after_id)
+    .bind(tx.tenant())
+    .bind(after.map(|cursor| cursor.at))
+    .bind(after.map(|cursor| cursor.id))
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
-    rows.into_iter().map(Membership::try_from).collect()
+    Ok(rows.into_iter().map(Membership::from).collect())
 }
 
-pub async fn set_role(
-    tx: &mut Tx,
-    tenant: TenantId,
-    user: UserId,
-    role: &Role,
-) -> Result<Membership, Error> {
+pub async fn set_role(tx: &mut TenantTx, user: UserId, role: &Role) -> Result<Membership, Error> {
     let row: Row = sqlx::query_as(&format!(
         "UPDATE memberships SET role = $3, updated_at = now() WHERE tenant_id = $1 AND user_id = $2 \
          RETURNING {COLUMNS}"
     ))
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(user)
-    .bind(role.to_string())
+    .bind(role)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Ok(row.into())
 }
 
-pub async fn delete(tx: &mut Tx, tenant: TenantId, user: UserId) -> Result<(), Error> {
+pub async fn delete(tx: &mut TenantTx, user: UserId) -> Result<(), Error> {
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant)
+        .bind(tx.tenant())
         .bind(user)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-pub async fn count_owners(tx: &mut Tx, tenant: TenantId) -> Result<i64, Error> {
+pub async fn count_owners(tx: &mut TenantTx) -> Result<i64, Error> {
     let (owners,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = $2")
-            .bind(tenant)
-            .bind(Role::Owner.to_string())
+            .bind(tx.tenant())
+            .bind(Role::Owner)
             .fetch_one(&mut **tx)
             .await?;
     Ok(owners)
 }
 
-/// Whether `user` is a member of `tenant`, asked in the user's own `user_tx` (for callers whose
-/// token is not scoped to the tenant).
-pub async fn is_member(tx: &mut Tx, tenant: TenantId, user: UserId) -> Result<bool, Error> {
+/// Whether `user` is a member of `tenant`. The one membership query not in a `TenantTx`: it runs
+/// in the user's own `user_tx`, for callers whose token is not scoped to the tenant yet (the
+/// policy `own_memberships` admits exactly that user's rows).
+pub async fn is_member(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<bool, Error> {
     let (member,): (bool,) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM memberships WHERE tenant_id = $1 AND user_id = $2)",
     )
     .bind(tenant)
     .bind(user)
-    .fetch_one(&mut **tx)
+    .fetch_one(conn)
     .await?;
     Ok(member)
 }

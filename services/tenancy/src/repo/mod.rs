@@ -1,18 +1,15 @@
-//! SQL, and only SQL: every function runs in the caller's transaction (`tenant_tx` for tenant
-//! tables, so row-level security applies) and maps rows to domain types.
+//! SQL, and only SQL. Every function runs in the caller's transaction and returns domain types:
+//! rows are private structs converted here, so no column shape leaks out.
+//!
+//! - Functions on tenant tables (memberships, invitations, tenant_modules, feature_flags) take
+//!   `&mut TenantTx` and nothing else to name the tenant: they read it from the transaction, so
+//!   row-level security and the `WHERE tenant_id` always agree.
+//! - Functions on the tenant registry that act on one tenant take `&mut TenantTx` too (the tenant
+//!   is the transaction's); lists across tenants and the module catalogue take a plain connection.
+//! - A unique violation is reworded in domain terms with `Error::on_constraint`, so no constraint
+//!   name reaches a client.
 
 pub mod invitations;
 pub mod members;
 pub mod modules;
 pub mod tenants;
-
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-/// Keyset position of a page: strictly after this (time, id) in ascending order.
-pub type After = Option<(DateTime<Utc>, Uuid)>;
-
-/// Whether `err` is a unique violation of `constraint`.
-pub(crate) fn violates(err: &sqlx::Error, constraint: &str) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
-}

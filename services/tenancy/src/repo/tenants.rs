@@ -1,12 +1,15 @@
-//! The tenant registry (a global table: callers pass only tenant ids they have authorised).
+//! The tenant registry: a global table (its key is the tenant itself, no row-level security).
+//! Functions about one tenant take that tenant's `TenantTx` and act on `tx.tenant()`, so a handler
+//! cannot lock or change a tenant other than the one it authorised and scoped; the lists across
+//! tenants take a plain connection (`user_tx` or `unscoped_tx`).
 
 use chrono::{DateTime, Utc};
-use keel_kernel::db::Tx;
+use keel_kernel::db::TenantTx;
+use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId, UserId};
+use sqlx::PgConnection;
 
-use super::{After, violates};
-use crate::domain::tenant::NewTenant;
-use crate::domain::{Tenant, TenantState};
+use crate::domain::{NewTenant, Tenant, TenantState};
 
 const COLUMNS: &str = "id, name, slug, state, plan, created_by, suspended_reason, version, \
                        entitlements_version, created_at, updated_at";
@@ -16,7 +19,7 @@ struct Row {
     id: TenantId,
     name: String,
     slug: String,
-    state: String,
+    state: TenantState,
     plan: String,
     created_by: UserId,
     suspended_reason: String,
@@ -26,14 +29,13 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<Row> for Tenant {
-    type Error = Error;
-    fn try_from(row: Row) -> Result<Tenant, Error> {
-        Ok(Tenant {
+impl From<Row> for Tenant {
+    fn from(row: Row) -> Tenant {
+        Tenant {
             id: row.id,
             name: row.name,
             slug: row.slug,
-            state: TenantState::from_db(&row.state)?,
+            state: row.state,
             plan: row.plan,
             created_by: row.created_by,
             suspended_reason: row.suspended_reason,
@@ -41,19 +43,18 @@ impl TryFrom<Row> for Tenant {
             entitlements_version: row.entitlements_version,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        })
+        }
     }
 }
 
-fn tenants(rows: Vec<Row>) -> Result<Vec<Tenant>, Error> {
-    rows.into_iter().map(Tenant::try_from).collect()
+fn tenants(rows: Vec<Row>) -> Vec<Tenant> {
+    rows.into_iter().map(Tenant::from).collect()
 }
 
-/// Insert a new tenant pending approval. CONFLICT naming the slug when it is taken.
-#[tracing::instrument(skip_all, fields(tenant_id = %id))]
+/// Insert the transaction's tenant, pending approval. CONFLICT naming the slug when it is taken.
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant()))]
 pub async fn insert(
-    tx: &mut Tx,
-    id: TenantId,
+    tx: &mut TenantTx,
     new: &NewTenant,
     plan: &str,
     creator: UserId,
@@ -62,52 +63,51 @@ pub async fn insert(
         "INSERT INTO tenants (id, name, slug, state, plan, created_by) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {COLUMNS}"
     ))
-    .bind(id)
+    .bind(tx.tenant())
     .bind(new.name.as_str())
     .bind(new.slug.as_str())
-    .bind(TenantState::PendingApproval.as_str())
+    .bind(TenantState::PendingApproval)
     .bind(plan)
     .bind(creator)
     .fetch_one(&mut **tx)
     .await
     .map_err(|err| {
-        if violates(&err, "tenants_slug_key") {
-            Error::conflict(format!("the slug `{}` is already taken", new.slug)).with_cause(err)
-        } else {
-            Error::from(err)
-        }
+        Error::from(err).on_constraint(
+            "tenants_slug_key",
+            format!("the slug `{}` is already taken", new.slug),
+        )
     })?;
-    row.try_into()
+    Ok(row.into())
 }
 
-pub async fn get(tx: &mut Tx, id: TenantId) -> Result<Option<Tenant>, Error> {
+/// The transaction's tenant, if it exists.
+pub async fn get(tx: &mut TenantTx) -> Result<Option<Tenant>, Error> {
     let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
-        .bind(id)
+        .bind(tx.tenant())
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(Tenant::try_from).transpose()
+    Ok(row.map(Tenant::from))
 }
 
 /// The tenant, locked until the transaction ends: every change to a tenant's lifecycle, members,
 /// modules or flags takes this lock first, so such changes are serialised per tenant (this is what
 /// makes "the last owner" a safe check).
-pub async fn lock(tx: &mut Tx, id: TenantId) -> Result<Tenant, Error> {
+pub async fn lock(tx: &mut TenantTx) -> Result<Tenant, Error> {
+    let id = tx.tenant();
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE"
     ))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(Tenant::try_from)
-        .transpose()?
+    row.map(Tenant::from)
         .ok_or_else(|| Error::not_found("tenant", id))
 }
 
 /// Move a tenant to `state`; bumps its version and its entitlements version.
-#[tracing::instrument(skip_all, fields(tenant_id = %id, state = state.as_str()))]
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant(), state = ?state))]
 pub async fn set_state(
-    tx: &mut Tx,
-    id: TenantId,
+    tx: &mut TenantTx,
     state: TenantState,
     reason: Option<&str>,
 ) -> Result<Tenant, Error> {
@@ -116,31 +116,31 @@ pub async fn set_state(
                 version = version + 1, entitlements_version = entitlements_version + 1, updated_at = now() \
           WHERE id = $1 RETURNING {COLUMNS}"
     ))
-    .bind(id)
-    .bind(state.as_str())
+    .bind(tx.tenant())
+    .bind(state)
     .bind(reason)
     .fetch_one(&mut **tx)
     .await?;
-    row.try_into()
+    Ok(row.into())
 }
 
 /// The next number of the tenant's membership sequence (the version of a member event).
-pub async fn next_members_version(tx: &mut Tx, id: TenantId) -> Result<i64, Error> {
+pub async fn next_members_version(tx: &mut TenantTx) -> Result<i64, Error> {
     let (version,): (i64,) =
         sqlx::query_as("UPDATE tenants SET members_version = members_version + 1 WHERE id = $1 RETURNING members_version")
-            .bind(id)
+            .bind(tx.tenant())
             .fetch_one(&mut **tx)
             .await?;
     Ok(version)
 }
 
 /// Record a change to the tenant's entitlements; returns the new entitlements version.
-pub async fn bump_entitlements(tx: &mut Tx, id: TenantId) -> Result<i64, Error> {
+pub async fn bump_entitlements(tx: &mut TenantTx) -> Result<i64, Error> {
     let (version,): (i64,) = sqlx::query_as(
         "UPDATE tenants SET entitlements_version = entitlements_version + 1, updated_at = now() \
           WHERE id = $1 RETURNING entitlements_version",
     )
-    .bind(id)
+    .bind(tx.tenant())
     .fetch_one(&mut **tx)
     .await?;
     Ok(version)
@@ -151,13 +151,12 @@ pub async fn bump_entitlements(tx: &mut Tx, id: TenantId) -> Result<i64, Error> 
 /// out.
 #[tracing::instrument(skip_all, fields(user_id = %user))]
 pub async fn list_for_user(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     user: UserId,
     state: Option<TenantState>,
-    after: After,
+    after: Option<TimeId>,
     limit: i64,
 ) -> Result<Vec<Tenant>, Error> {
-    let (after_time, after_id) = after.unzip();
     let columns = COLUMNS
         .split(", ")
         .map(|c| format!("t.{c}"))
@@ -171,34 +170,33 @@ pub async fn list_for_user(
           ORDER BY t.created_at, t.id LIMIT $5"
     ))
     .bind(user)
-    .bind(state.map(TenantState::as_str))
-    .bind(after_time)
-    .bind(after_id)
+    .bind(state)
+    .bind(after.map(|cursor| cursor.at))
+    .bind(after.map(|cursor| cursor.id))
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await?;
-    tenants(rows)
+    Ok(tenants(rows))
 }
 
 /// Every tenant, oldest first (platform admins only; the caller checks).
 pub async fn list_all(
-    tx: &mut Tx,
+    conn: &mut PgConnection,
     state: Option<TenantState>,
-    after: After,
+    after: Option<TimeId>,
     limit: i64,
 ) -> Result<Vec<Tenant>, Error> {
-    let (after_time, after_id) = after.unzip();
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM tenants \
           WHERE (CASE WHEN $1::text IS NULL THEN state <> 'deleted' ELSE state = $1 END) \
             AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
           ORDER BY created_at, id LIMIT $4"
     ))
-    .bind(state.map(TenantState::as_str))
-    .bind(after_time)
-    .bind(after_id)
+    .bind(state)
+    .bind(after.map(|cursor| cursor.at))
+    .bind(after.map(|cursor| cursor.id))
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(conn)
     .await?;
-    tenants(rows)
+    Ok(tenants(rows))
 }

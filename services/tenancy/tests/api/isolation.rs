@@ -1,16 +1,16 @@
 //! Tenant isolation: with 100 tenants holding data, nothing done with one tenant's token reads or
 //! changes another tenant's rows, in the service and in the database underneath it.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{TestApp, assert_code};
 use futures::future::join_all;
+use keel_kernel::ErrorCode;
 use keel_kernel::auth::roles;
 use keel_kernel::{TenantId, UserId, db};
 use keel_proto::tenancy::v1 as pb;
-use tonic::Code;
+use keel_testkit::assert_status;
+
+use crate::support::TestApp;
 
 const TENANTS: usize = 100;
 const TENANT_TABLES: [&str; 4] = [
@@ -103,21 +103,21 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
         app.modules(&token),
     );
     let v = || victim.id.clone();
-    let denied = Code::PermissionDenied;
+    let denied = ErrorCode::Authz;
 
-    assert_code(
+    assert_status(
         tenants
             .get_tenant(pb::GetTenantRequest { tenant_id: v() })
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         tenants
             .delete_tenant(pb::DeleteTenantRequest { tenant_id: v() })
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         tenants
             .suspend_tenant(pb::SuspendTenantRequest {
                 tenant_id: v(),
@@ -126,7 +126,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         members
             .list_members(pb::ListMembersRequest {
                 tenant_id: v(),
@@ -135,7 +135,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         members
             .get_member(pb::GetMemberRequest {
                 tenant_id: v(),
@@ -153,11 +153,11 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
         }),
         update_mask: None,
     };
-    assert_code(
+    assert_status(
         members.update_member(demote(v(), victim.member)).await,
         denied,
     );
-    assert_code(
+    assert_status(
         members
             .remove_member(pb::RemoveMemberRequest {
                 tenant_id: v(),
@@ -166,7 +166,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         members
             .create_invitation(pb::CreateInvitationRequest {
                 tenant_id: v(),
@@ -176,7 +176,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         modules
             .enable_module(pb::EnableModuleRequest {
                 tenant_id: v(),
@@ -185,7 +185,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         modules
             .disable_module(pb::DisableModuleRequest {
                 tenant_id: v(),
@@ -194,7 +194,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         modules
             .set_feature_flag(pb::SetFeatureFlagRequest {
                 tenant_id: v(),
@@ -204,7 +204,7 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
             .await,
         denied,
     );
-    assert_code(
+    assert_status(
         modules
             .get_entitlements(pb::GetEntitlementsRequest { tenant_id: v() })
             .await,
@@ -213,27 +213,27 @@ async fn attack(app: &TestApp, attacker: &Seeded, victim: &Seeded) {
 
     // The victim's people, addressed through the attacker's own tenant: not there.
     let own = || attacker.id.clone();
-    assert_code(
+    assert_status(
         members
             .get_member(pb::GetMemberRequest {
                 tenant_id: own(),
                 user_id: victim.owner.to_string(),
             })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
-    assert_code(
+    assert_status(
         members.update_member(demote(own(), victim.member)).await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
-    assert_code(
+    assert_status(
         members
             .remove_member(pb::RemoveMemberRequest {
                 tenant_id: own(),
                 user_id: victim.member.to_string(),
             })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
 }
 
@@ -293,7 +293,7 @@ async fn no_call_made_with_one_tenants_token_reads_or_changes_another_tenants_ro
     }
     let before = snapshot(&app).await;
     assert_eq!(before.len(), TENANTS);
-    let events_before = app.event_count().await;
+    let events_before = app.events().await.count().await;
 
     // Tenant 0 attacks all 99 others; then each tenant attacks the next one.
     join_all(
@@ -313,7 +313,7 @@ async fn no_call_made_with_one_tenants_token_reads_or_changes_another_tenants_ro
 
     assert_eq!(snapshot(&app).await, before, "no tenant's rows changed");
     assert_eq!(
-        app.event_count().await,
+        app.events().await.count().await,
         events_before,
         "refused calls published nothing"
     );

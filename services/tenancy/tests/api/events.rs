@@ -1,16 +1,18 @@
 //! Events: every change is published to JetStream exactly once, with its type, tenant, aggregate
 //! version and payload, and a refused change publishes nothing.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{TestApp, assert_conflict, payload};
-use keel_kernel::UserId;
 use keel_kernel::auth::roles;
+use keel_kernel::{ErrorCode, UserId};
 use keel_proto::events::v1::{EventEnvelope, actor};
 use keel_proto::tenancy::v1 as pb;
+use keel_tenancy::domain::permissions;
+use keel_testkit::tokens::TokenSpec;
+use keel_testkit::{assert_status, payload};
+
+use crate::support::TestApp;
 
 fn of_type<'a>(events: &'a [EventEnvelope], event_type: &str) -> Vec<&'a EventEnvelope> {
     events
@@ -103,10 +105,10 @@ async fn every_change_is_published_once_with_its_type_tenant_and_version() {
         ("tenancy.tenant.deleted", 1),
     ];
     let total: u64 = expected.iter().map(|(_, n)| n).sum();
-    let events = app.events(total).await;
+    let events = app.events().await.read(total).await;
     // Nothing more arrives: no duplicates from the relay.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(app.event_count().await, total);
+    assert_eq!(app.events().await.count().await, total);
 
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for event in &events {
@@ -187,7 +189,7 @@ async fn auto_approval_publishes_created_member_added_and_approved() {
     let owner = UserId::new();
     let tenant = app.create_tenant(owner, "Acme", "acme").await;
 
-    let events = app.events(3).await;
+    let events = app.events().await.read(3).await;
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -216,9 +218,9 @@ async fn a_refused_change_publishes_nothing() {
     let app = TestApp::spawn().await;
     let owner = UserId::new();
     let tenant = app.create_tenant(owner, "Acme", "acme").await;
-    let before = app.events(2).await.len() as u64;
+    let before = app.events().await.read(2).await.len() as u64;
 
-    assert_conflict(
+    assert_status(
         app.tenants(&app.user_token(UserId::new()))
             .create_tenant(pb::CreateTenantRequest {
                 tenant: Some(pb::Tenant {
@@ -228,17 +230,69 @@ async fn a_refused_change_publishes_nothing() {
                 }),
             })
             .await,
+        ErrorCode::Conflict,
     );
     let mut owner_members = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
-    assert_conflict(
+    assert_status(
         owner_members
             .remove_member(pb::RemoveMemberRequest {
                 tenant_id: tenant.id.clone(),
                 user_id: owner.to_string(),
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(app.event_count().await, before);
+    assert_eq!(app.events().await.count().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_inviter_stays_an_api_key_from_the_request_to_the_row_and_the_event() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_active_tenant(UserId::new(), "acme").await;
+    let key = app.issuer.token(
+        TokenSpec::api_key("key-7", tenant.id.parse().expect("tenant id"))
+            .perms([permissions::INVITATION_CREATE])
+            .scopes([permissions::INVITATION_CREATE]),
+    );
+    let invitation = app
+        .members(&key)
+        .create_invitation(pb::CreateInvitationRequest {
+            tenant_id: tenant.id.clone(),
+            email: "Mixed.Case@Example.com".into(),
+            role: "member".into(),
+        })
+        .await
+        .expect("invite with an API key")
+        .into_inner();
+    assert_eq!(invitation.invited_by, "key-7");
+    // Stored and answered in the normalised form, as before the kernel's `Email`.
+    assert_eq!(invitation.email, "mixed.case@example.com");
+
+    let admin = app.db.admin_pool().await;
+    let (kind,): (String,) =
+        sqlx::query_as("SELECT invited_by_kind FROM tenancy.invitations WHERE id = $1::uuid")
+            .bind(&invitation.id)
+            .fetch_one(&admin)
+            .await
+            .expect("the invitation row");
+    assert_eq!(kind, "api_key");
+
+    let created = app
+        .events()
+        .await
+        .of_type("tenancy.invitation.created", 5)
+        .await;
+    let [event] = created.as_slice() else {
+        panic!("one invitation event, got {created:?}");
+    };
+    let actor = event.actor.as_ref().expect("an actor");
+    assert_eq!(
+        (actor.kind, actor.id.as_str()),
+        (actor::Kind::ApiKey as i32, "key-7")
+    );
+    let payload: pb::InvitationCreated = payload(event);
+    assert_eq!(payload.invited_by, "key-7");
     app.stop().await;
 }

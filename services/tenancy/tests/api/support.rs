@@ -1,24 +1,20 @@
 //! The test harness: the real tenancy service on port 0, against its own Postgres database and
 //! its own NATS server, called through the generated gRPC clients with tokens from a test issuer
-//! that stands in for identity.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! that stands in for identity. Assertions, event reading and the role catalogue come from the
+//! kernel and the test kit; this file holds only what is tenancy's own.
 
-use std::time::Duration;
-
-use async_nats::jetstream;
+use keel_kernel::UserId;
 use keel_kernel::app::Running;
 use keel_kernel::auth::roles;
 use keel_kernel::config::DatabaseConfig;
-use keel_kernel::{ErrorCode, TenantId, UserId};
-use keel_proto::events::v1::EventEnvelope;
 use keel_proto::tenancy::v1 as pb;
 use keel_proto::tenancy::v1::membership_service_client::MembershipServiceClient;
 use keel_proto::tenancy::v1::module_service_client::ModuleServiceClient;
 use keel_proto::tenancy::v1::tenant_service_client::TenantServiceClient;
 use keel_tenancy::Settings;
+use keel_testkit::EventLog;
 use keel_testkit::stack::{self, TestDatabase, TestNats};
 use keel_testkit::tokens::{TestIssuer, TokenSpec};
-use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -52,22 +48,6 @@ pub struct TestApp {
     pub db_config: DatabaseConfig,
     pub channel: Channel,
     running: Option<Running>,
-}
-
-/// What identity would put in a token for each built-in role of a tenant.
-pub fn role_perms(role: &str) -> Vec<&'static str> {
-    match role {
-        roles::OWNER => vec!["*"],
-        roles::ADMIN => vec![
-            "tenancy.invitation.create",
-            "tenancy.member.read",
-            "tenancy.member.update",
-            "tenancy.member.remove",
-            "tenancy.module.manage",
-            "tenancy.flag.manage",
-        ],
-        _ => vec!["tenancy.member.read"],
-    }
 }
 
 impl TestApp {
@@ -152,20 +132,20 @@ impl TestApp {
             TokenSpec::user(user)
                 .tenant(tenant.parse().expect("tenant id"))
                 .role(role)
-                .perms(role_perms(role)),
+                .perms(roles::built_in(role).expect("a built-in role")),
         )
     }
 
     /// A platform administrator: platform permissions on a token scoped to no tenant.
     pub fn platform_admin_token(&self) -> String {
         self.issuer
-            .token(TokenSpec::any_user().role("platform_admin").perms([
-                "tenancy.tenant.approve",
-                "tenancy.tenant.suspend",
-                "tenancy.tenant.reactivate",
-                "tenancy.tenant.read",
-                "tenancy.tenant.delete",
-            ]))
+            .token(TokenSpec::any_user().role(roles::PLATFORM_ADMIN).perms(
+                roles::PLATFORM_PERMISSIONS.iter().copied().chain([
+                    // Deleting any tenant: the platform's own catalogue leaves it to owners,
+                    // but tenancy also honours it on a platform token.
+                    "tenancy.tenant.delete",
+                ]),
+            ))
     }
 
     /// Create a tenant owned by `owner`.
@@ -222,125 +202,8 @@ impl TestApp {
         user
     }
 
-    /// Every event in the stream once at least `at_least` have arrived (or after 10 s), in order.
-    pub async fn events(&self, at_least: u64) -> Vec<EventEnvelope> {
-        let client = async_nats::connect(self.nats.url())
-            .await
-            .expect("connect to NATS");
-        let js = jetstream::new(client);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut stream = loop {
-            match js.get_stream("EVENTS").await {
-                Ok(stream) => break stream,
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(err) => panic!("no EVENTS stream: {err}"),
-            }
-        };
-        let mut count;
-        loop {
-            count = stream.info().await.expect("stream info").state.messages;
-            if count >= at_least || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut events = Vec::new();
-        for sequence in 1..=count {
-            let message = stream
-                .get_raw_message(sequence)
-                .await
-                .expect("stream message");
-            let envelope = EventEnvelope::decode(message.payload).expect("an event envelope");
-            assert_eq!(
-                message.subject.as_str(),
-                format!("events.{}", envelope.event_type)
-            );
-            events.push(envelope);
-        }
-        events
+    /// A reader of everything this app's NATS server holds in its `EVENTS` stream.
+    pub async fn events(&self) -> EventLog {
+        EventLog::connect(&self.nats.url()).await
     }
-
-    /// How many messages the stream holds now.
-    pub async fn event_count(&self) -> u64 {
-        let client = async_nats::connect(self.nats.url())
-            .await
-            .expect("connect to NATS");
-        let js = jetstream::new(client);
-        match js.get_stream("EVENTS").await {
-            Ok(mut stream) => stream.info().await.expect("stream info").state.messages,
-            Err(_) => 0,
-        }
-    }
-}
-
-/// The payload of an event, decoded as `M`.
-pub fn payload<M: Message + Default + prost::Name>(event: &EventEnvelope) -> M {
-    event
-        .payload
-        .as_ref()
-        .expect("event has a payload")
-        .to_msg::<M>()
-        .expect("payload of the expected type")
-}
-
-pub fn tenant_id(tenant: &pb::Tenant) -> TenantId {
-    tenant.id.parse().expect("tenant id")
-}
-
-/// Assert a refusal's gRPC code.
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: tonic::Code,
-) -> tonic::Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{status:?}");
-            status
-        }
-    }
-}
-
-/// Assert a refusal that the platform calls CONFLICT (the kernel maps it to ALREADY_EXISTS; a
-/// precondition failure may come as FAILED_PRECONDITION once the kernel offers it).
-#[track_caller]
-pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> tonic::Status {
-    match result {
-        Ok(value) => panic!("expected a conflict, got {value:?}"),
-        Err(status) => {
-            assert!(
-                matches!(
-                    status.code(),
-                    tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition
-                ),
-                "{status:?}"
-            );
-            assert_eq!(
-                keel_kernel::Error::from_status(&status).code(),
-                ErrorCode::Conflict,
-                "{status:?}"
-            );
-            status
-        }
-    }
-}
-
-/// The fields named by a VALIDATION status.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    keel_kernel::Error::from_status(status)
-        .violations()
-        .iter()
-        .map(|v| v.field.clone())
-        .collect()
-}
-
-/// A slug unique to this run.
-pub fn slug(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
 }

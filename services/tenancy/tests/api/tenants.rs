@@ -1,12 +1,12 @@
 //! Creating tenants, finding them, and their lifecycle.
 
-mod common;
-
-use common::{TestApp, assert_code, assert_conflict, violated_fields};
+use keel_kernel::ErrorCode;
 use keel_kernel::UserId;
 use keel_kernel::auth::roles;
 use keel_proto::tenancy::v1 as pb;
-use tonic::Code;
+use keel_testkit::{assert_status, violated_fields};
+
+use crate::support::TestApp;
 
 fn new_tenant(name: &str, slug: &str) -> pb::CreateTenantRequest {
     pb::CreateTenantRequest {
@@ -55,13 +55,14 @@ async fn a_taken_slug_is_a_conflict_that_names_the_slug() {
     let app = TestApp::spawn().await;
     app.create_tenant(UserId::new(), "Acme", "acme").await;
 
-    let status = assert_conflict(
+    let status = assert_status(
         app.tenants(&app.user_token(UserId::new()))
             .create_tenant(new_tenant("Acme again", "acme"))
             .await,
+        ErrorCode::Conflict,
     );
     assert!(status.message().contains("acme"), "{status:?}");
-    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(status.code(), tonic::Code::AlreadyExists);
     app.stop().await;
 }
 
@@ -70,16 +71,16 @@ async fn an_invalid_name_and_slug_are_reported_together() {
     let app = TestApp::spawn().await;
     let mut tenants = app.tenants(&app.user_token(UserId::new()));
 
-    let status = assert_code(
+    let status = assert_status(
         tenants.create_tenant(new_tenant("  ", "Not A Slug")).await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["tenant.name", "tenant.slug"]);
-    let status = assert_code(
+    let status = assert_status(
         tenants
             .create_tenant(pb::CreateTenantRequest { tenant: None })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["tenant"]);
     app.stop().await;
@@ -88,20 +89,20 @@ async fn an_invalid_name_and_slug_are_reported_together() {
 #[tokio::test]
 async fn calls_without_a_valid_token_are_unauthenticated() {
     let app = TestApp::spawn().await;
-    assert_code(
+    assert_status(
         app.anonymous_tenants()
             .create_tenant(new_tenant("Acme", "acme"))
             .await,
-        Code::Unauthenticated,
+        ErrorCode::Authn,
     );
     let forged = app
         .issuer
         .unknown_kid_token(keel_testkit::tokens::TokenSpec::any_user());
-    assert_code(
+    assert_status(
         app.tenants(&forged)
             .list_tenants(pb::ListTenantsRequest::default())
             .await,
-        Code::Unauthenticated,
+        ErrorCode::Authn,
     );
     app.stop().await;
 }
@@ -140,14 +141,14 @@ async fn list_tenants_returns_the_callers_tenants_page_by_page() {
         token = page.next_page_token;
     }
     assert_eq!(seen, mine, "all mine, oldest first, nobody else's");
-    let status = assert_code(
+    let status = assert_status(
         client
             .list_tenants(pb::ListTenantsRequest {
                 page_token: "garbage".into(),
                 ..Default::default()
             })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["page_token"]);
     app.stop().await;
@@ -175,17 +176,17 @@ async fn only_platform_admins_list_every_tenant() {
         listed.into_iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![a.id.clone(), b.id]
     );
-    assert_code(
+    assert_status(
         app.tenants(&app.user_token(UserId::new()))
             .list_tenants(all.clone())
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     // An owner's `*` counts inside its tenant only, never as a platform right.
     let owner_token = app.tenant_token(a.created_by.parse().expect("user id"), &a.id, roles::OWNER);
-    assert_code(
+    assert_status(
         app.tenants(&owner_token).list_tenants(all).await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     app.stop().await;
 }
@@ -208,17 +209,17 @@ async fn get_tenant_needs_membership_or_the_tenants_own_token() {
         .expect("get");
     assert_eq!(got.into_inner().slug, "acme");
     // A stranger does not learn that it exists.
-    assert_code(
+    assert_status(
         app.tenants(&app.user_token(UserId::new()))
             .get_tenant(get(&tenant.id))
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
     // A token for one tenant cannot read another.
     let token = app.tenant_token(owner, &tenant.id, roles::VIEWER);
-    assert_code(
+    assert_status(
         app.tenants(&token).get_tenant(get(&other.id)).await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     assert_eq!(
         app.tenants(&token)
@@ -229,9 +230,9 @@ async fn get_tenant_needs_membership_or_the_tenants_own_token() {
             .id,
         tenant.id
     );
-    assert_code(
+    assert_status(
         app.tenants(&token).get_tenant(get("not-a-uuid")).await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     // Platform admins read any tenant.
     app.tenants(&app.platform_admin_token())
@@ -295,56 +296,61 @@ async fn a_tenant_goes_from_pending_to_active_to_suspended_and_back_then_deleted
 }
 
 #[tokio::test]
-async fn illegal_lifecycle_transitions_are_refused_as_conflicts() {
+async fn illegal_lifecycle_transitions_are_refused_as_failed_preconditions() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant(UserId::new(), "Acme", "acme").await;
     let mut admin = app.tenants(&app.platform_admin_token());
     let id = || tenant.id.clone();
 
-    let status = assert_conflict(
+    let status = assert_status(
         admin
             .suspend_tenant(pb::SuspendTenantRequest {
                 tenant_id: id(),
                 reason: String::new(),
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("pending approval"), "{status:?}");
-    assert_conflict(
+    assert_status(
         admin
             .reactivate_tenant(pb::ReactivateTenantRequest { tenant_id: id() })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     admin
         .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
         .await
         .expect("approve");
-    assert_conflict(
+    assert_status(
         admin
             .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     admin
         .delete_tenant(pb::DeleteTenantRequest { tenant_id: id() })
         .await
         .expect("delete");
-    assert_conflict(
+    assert_status(
         admin
             .delete_tenant(pb::DeleteTenantRequest { tenant_id: id() })
             .await,
+        ErrorCode::FailedPrecondition,
     );
-    assert_conflict(
+    assert_status(
         admin
             .approve_tenant(pb::ApproveTenantRequest { tenant_id: id() })
             .await,
+        ErrorCode::FailedPrecondition,
     );
-    assert_code(
+    assert_status(
         admin
             .approve_tenant(pb::ApproveTenantRequest {
                 tenant_id: uuid::Uuid::now_v7().to_string(),
             })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
     app.stop().await;
 }
@@ -359,41 +365,41 @@ async fn only_platform_admins_approve_suspend_and_reactivate() {
 
     for token in [app.user_token(owner), owner_of_active.clone()] {
         let mut client = app.tenants(&token);
-        assert_code(
+        assert_status(
             client
                 .approve_tenant(pb::ApproveTenantRequest {
                     tenant_id: pending.id.clone(),
                 })
                 .await,
-            Code::PermissionDenied,
+            ErrorCode::Authz,
         );
-        assert_code(
+        assert_status(
             client
                 .suspend_tenant(pb::SuspendTenantRequest {
                     tenant_id: active.id.clone(),
                     reason: String::new(),
                 })
                 .await,
-            Code::PermissionDenied,
+            ErrorCode::Authz,
         );
     }
     // An owner may delete its own tenant, never another.
-    assert_code(
+    assert_status(
         app.tenants(&owner_of_active)
             .delete_tenant(pb::DeleteTenantRequest {
                 tenant_id: pending.id.clone(),
             })
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     let admin_of_active = app.tenant_token(UserId::new(), &active.id, roles::ADMIN);
-    assert_code(
+    assert_status(
         app.tenants(&admin_of_active)
             .delete_tenant(pb::DeleteTenantRequest {
                 tenant_id: active.id.clone(),
             })
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     app.stop().await;
 }
@@ -411,6 +417,17 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
     let app = TestApp::spawn().await;
     let owner = UserId::new();
     let tenant = app.create_active_tenant(owner, "acme").await;
+    let token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+    let before_suspension = app
+        .members(&token)
+        .create_invitation(pb::CreateInvitationRequest {
+            tenant_id: tenant.id.clone(),
+            email: "early@example.com".into(),
+            role: "member".into(),
+        })
+        .await
+        .expect("invite while active")
+        .into_inner();
     app.tenants(&app.platform_admin_token())
         .suspend_tenant(pb::SuspendTenantRequest {
             tenant_id: tenant.id.clone(),
@@ -418,9 +435,8 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
         })
         .await
         .expect("suspend");
-    let token = app.tenant_token(owner, &tenant.id, roles::OWNER);
 
-    let status = assert_conflict(
+    let status = assert_status(
         app.members(&token)
             .create_invitation(pb::CreateInvitationRequest {
                 tenant_id: tenant.id.clone(),
@@ -428,15 +444,27 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
                 role: "member".into(),
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("suspended"), "{status:?}");
-    assert_conflict(
+    assert_status(
         app.modules(&token)
             .enable_module(pb::EnableModuleRequest {
                 tenant_id: tenant.id.clone(),
                 module: "ai".into(),
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
+    // An invitation made while the tenant was active cannot be redeemed while it is suspended.
+    let status = assert_status(
+        app.members(&app.user_token(UserId::new()))
+            .accept_invitation(pb::AcceptInvitationRequest {
+                token: before_suspension.token,
+            })
+            .await,
+        ErrorCode::FailedPrecondition,
+    );
+    assert!(status.message().contains("suspended"), "{status:?}");
     app.stop().await;
 }

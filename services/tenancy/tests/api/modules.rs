@@ -1,16 +1,16 @@
 //! The module catalogue, per-tenant modules and flags, and entitlements.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{TestApp, assert_code, violated_fields};
+use keel_kernel::ErrorCode;
 use keel_kernel::UserId;
 use keel_kernel::auth::roles;
 use keel_proto::tenancy::v1 as pb;
 use keel_tenancy::Settings;
 use keel_testkit::tokens::TokenSpec;
-use tonic::Code;
+use keel_testkit::{assert_status, violated_fields};
+
+use crate::support::TestApp;
 
 fn entitlements(tenant: &str) -> pb::GetEntitlementsRequest {
     pb::GetEntitlementsRequest {
@@ -109,36 +109,36 @@ async fn unknown_modules_and_missing_rights_are_refused() {
     let tenant = app.create_active_tenant(owner, "acme").await;
 
     let mut admin = app.modules(&app.tenant_token(owner, &tenant.id, roles::ADMIN));
-    assert_code(
+    assert_status(
         admin
             .enable_module(pb::EnableModuleRequest {
                 tenant_id: tenant.id.clone(),
                 module: "crypto".into(),
             })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
-    let status = assert_code(
+    let status = assert_status(
         admin
             .enable_module(pb::EnableModuleRequest {
                 tenant_id: "x".into(),
                 module: "Not Valid".into(),
             })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["tenant_id", "module"]);
     let mut viewer = app.modules(&app.tenant_token(owner, &tenant.id, roles::VIEWER));
-    assert_code(
+    assert_status(
         viewer
             .enable_module(pb::EnableModuleRequest {
                 tenant_id: tenant.id.clone(),
                 module: "ai".into(),
             })
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
-    assert_code(
+    assert_status(
         viewer
             .set_feature_flag(pb::SetFeatureFlagRequest {
                 tenant_id: tenant.id.clone(),
@@ -146,7 +146,7 @@ async fn unknown_modules_and_missing_rights_are_refused() {
                 enabled: true,
             })
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     app.stop().await;
 }
@@ -181,7 +181,7 @@ async fn entitlements_combine_state_plan_modules_and_flags_with_defaults() {
         })
         .await
         .expect("set another flag");
-    let status = assert_code(
+    let status = assert_status(
         client
             .set_feature_flag(pb::SetFeatureFlagRequest {
                 tenant_id: tenant.id.clone(),
@@ -189,7 +189,7 @@ async fn entitlements_combine_state_plan_modules_and_flags_with_defaults() {
                 enabled: true,
             })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["flag"]);
 
@@ -249,18 +249,18 @@ async fn the_gateway_reads_any_tenants_entitlements_with_a_platform_token_but_te
         .expect("gateway reads");
     assert_eq!(got.into_inner().tenant_id, b.id);
     let a_token = app.tenant_token(owner, &a.id, roles::OWNER);
-    assert_code(
+    assert_status(
         app.modules(&a_token)
             .get_entitlements(entitlements(&b.id))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     let unscoped = app.user_token(owner);
-    assert_code(
+    assert_status(
         app.modules(&unscoped)
             .get_entitlements(entitlements(&a.id))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     app.stop().await;
 }

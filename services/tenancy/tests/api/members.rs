@@ -1,12 +1,12 @@
 //! Invitations and members: invite, accept, list, change roles, remove, and the last owner rule.
 
-mod common;
-
-use common::{TestApp, assert_code, assert_conflict, violated_fields};
+use keel_kernel::ErrorCode;
 use keel_kernel::UserId;
 use keel_kernel::auth::roles;
 use keel_proto::tenancy::v1 as pb;
-use tonic::Code;
+use keel_testkit::{assert_status, violated_fields};
+
+use crate::support::TestApp;
 
 fn invite(tenant: &str, email: &str, role: &str) -> pb::CreateInvitationRequest {
     pb::CreateInvitationRequest {
@@ -105,12 +105,13 @@ async fn an_invited_user_accepts_and_becomes_a_member_with_the_invited_role() {
     assert_eq!(got.into_inner().role, "admin");
 
     // The token is single-use, even for somebody else.
-    let status = assert_conflict(
+    let status = assert_status(
         app.members(&app.user_token(UserId::new()))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("already been used"), "{status:?}");
     app.stop().await;
@@ -157,12 +158,13 @@ async fn an_expired_invitation_is_refused() {
         .expect("age the invitation");
 
     let late = UserId::new();
-    let status = assert_conflict(
+    let status = assert_status(
         app.members(&app.user_token(late))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
             .await,
+        ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("expired"), "{status:?}");
     let theirs = app
@@ -191,28 +193,28 @@ async fn unknown_and_malformed_invitation_tokens_are_refused() {
     let mut forged = invitation.token.clone();
     let last = if forged.ends_with('A') { "B" } else { "A" };
     forged.replace_range(forged.len() - 1.., last);
-    assert_code(
+    assert_status(
         client
             .accept_invitation(pb::AcceptInvitationRequest { token: forged })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
     // The right secret moved to another tenant.
     let other = uuid::Uuid::now_v7().simple().to_string();
     let moved = format!("kinv_{other}{}", &invitation.token[5 + 32..]);
-    assert_code(
+    assert_status(
         client
             .accept_invitation(pb::AcceptInvitationRequest { token: moved })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
-    let status = assert_code(
+    let status = assert_status(
         client
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: "hello".into(),
             })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["token"]);
     app.stop().await;
@@ -226,25 +228,25 @@ async fn invitations_need_the_permission_a_valid_email_and_role_and_an_owner_to_
     let admin = app.add_member(&tenant.id, owner, roles::ADMIN).await;
     let viewer = app.add_member(&tenant.id, owner, roles::VIEWER).await;
 
-    let status = assert_code(
+    let status = assert_status(
         app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
             .create_invitation(invite(&tenant.id, "not-an-email", "emperor"))
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["email", "role"]);
-    assert_code(
+    assert_status(
         app.members(&app.tenant_token(viewer, &tenant.id, roles::VIEWER))
             .create_invitation(invite(&tenant.id, "x@example.com", "member"))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     let admin_token = app.tenant_token(admin, &tenant.id, roles::ADMIN);
-    let status = assert_code(
+    let status = assert_status(
         app.members(&admin_token)
             .create_invitation(invite(&tenant.id, "x@example.com", "owner"))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     assert!(status.message().contains("owner"), "{status:?}");
     app.members(&admin_token)
@@ -265,12 +267,13 @@ async fn a_member_cannot_accept_a_second_invitation_to_the_same_tenant() {
         .await
         .expect("invite")
         .into_inner();
-    let status = assert_conflict(
+    let status = assert_status(
         app.members(&app.user_token(owner))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
             .await,
+        ErrorCode::Conflict,
     );
     assert!(status.message().contains("already a member"), "{status:?}");
     app.stop().await;
@@ -312,7 +315,7 @@ async fn members_are_listed_in_join_order_page_by_page() {
     }
     assert_eq!(seen, expected);
     assert_eq!(pages, 3);
-    assert_code(
+    assert_status(
         client
             .list_members(pb::ListMembersRequest {
                 tenant_id: tenant.id.clone(),
@@ -320,7 +323,7 @@ async fn members_are_listed_in_join_order_page_by_page() {
                 ..Default::default()
             })
             .await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     app.stop().await;
 }
@@ -342,31 +345,31 @@ async fn a_members_role_changes_and_only_role_can_be_updated() {
     bad_mask.update_mask = Some(prost_types::FieldMask {
         paths: vec!["email".into()],
     });
-    let status = assert_code(
+    let status = assert_status(
         owner_client.update_member(bad_mask).await,
-        Code::InvalidArgument,
+        ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["update_mask"]);
-    assert_code(
+    assert_status(
         owner_client
             .update_member(role_change(&tenant.id, UserId::new(), "viewer"))
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
     // Without the permission: refused.
     let viewer = app.add_member(&tenant.id, owner, roles::VIEWER).await;
-    assert_code(
+    assert_status(
         app.members(&app.tenant_token(viewer, &tenant.id, roles::VIEWER))
             .update_member(role_change(&tenant.id, bob, "viewer"))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     // Admins cannot make owners; owners can.
-    assert_code(
+    assert_status(
         app.members(&app.tenant_token(bob, &tenant.id, roles::ADMIN))
             .update_member(role_change(&tenant.id, viewer, "owner"))
             .await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     owner_client
         .update_member(role_change(&tenant.id, viewer, "owner"))
@@ -382,12 +385,16 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let tenant = app.create_active_tenant(owner, "acme").await;
     let mut client = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
 
-    let status = assert_conflict(client.remove_member(removal(&tenant.id, owner)).await);
+    let status = assert_status(
+        client.remove_member(removal(&tenant.id, owner)).await,
+        ErrorCode::FailedPrecondition,
+    );
     assert!(status.message().contains("last owner"), "{status:?}");
-    let status = assert_conflict(
+    let status = assert_status(
         client
             .update_member(role_change(&tenant.id, owner, "admin"))
             .await,
+        ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("last owner"), "{status:?}");
 
@@ -398,10 +405,11 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
         .await
         .expect("demote");
     let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
-    assert_conflict(
+    assert_status(
         second_client
             .remove_member(removal(&tenant.id, second))
             .await,
+        ErrorCode::FailedPrecondition,
     );
     second_client
         .remove_member(removal(&tenant.id, owner))
@@ -425,18 +433,18 @@ async fn a_removed_member_is_gone_and_members_may_leave_on_their_own() {
         .remove_member(removal(&tenant.id, bob))
         .await
         .expect("remove bob");
-    assert_code(
+    assert_status(
         owner_client
             .get_member(pb::GetMemberRequest {
                 tenant_id: tenant.id.clone(),
                 user_id: bob.to_string(),
             })
             .await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
-    assert_code(
+    assert_status(
         owner_client.remove_member(removal(&tenant.id, bob)).await,
-        Code::NotFound,
+        ErrorCode::NotFound,
     );
     let bobs = app
         .tenants(&app.user_token(bob))
@@ -447,9 +455,9 @@ async fn a_removed_member_is_gone_and_members_may_leave_on_their_own() {
 
     // Carol has no right to remove anyone, but she may leave.
     let mut carol_client = app.members(&app.tenant_token(carol, &tenant.id, roles::VIEWER));
-    assert_code(
+    assert_status(
         carol_client.remove_member(removal(&tenant.id, owner)).await,
-        Code::PermissionDenied,
+        ErrorCode::Authz,
     );
     carol_client
         .remove_member(removal(&tenant.id, carol))
@@ -497,7 +505,7 @@ async fn two_owners_removing_each_other_at_once_leave_one_owner() {
         })
         .await;
     // A platform token is not the tenant's token: it cannot list members.
-    assert_code(left, Code::PermissionDenied);
+    assert_status(left, ErrorCode::Authz);
     let survivor = if a.is_ok() { first } else { second };
     let members = app
         .members(&app.tenant_token(survivor, &tenant.id, roles::OWNER))
