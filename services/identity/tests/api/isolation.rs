@@ -2,11 +2,7 @@
 //! tenant-scoped call made with one tenant's token returns or changes another tenant's rows; and
 //! every tenant table follows the row-level security convention, so even a query that forgot its
 //! `WHERE tenant_id` could not leak.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, code, unique_email};
+use crate::support::{TestApp, bearer, code, unique_email};
 use keel_kernel::{ErrorCode, TenantId};
 use keel_proto::identity::v1 as pb;
 

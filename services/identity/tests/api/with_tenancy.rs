@@ -1,11 +1,7 @@
 //! Identity and tenancy together, on one Postgres and one JetStream: tenancy verifies identity's
 //! tokens through its JWKS, identity learns tenants and memberships from tenancy's events, and
 //! suspensions and removals made in tenancy revoke sessions in identity.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, eventually, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, eventually, unique_email};
 use keel_kernel::app::Running;
 use keel_kernel::config::AuthConfig;
 use keel_kernel::{ErrorCode, TenantId};
@@ -40,8 +36,8 @@ impl Mesh {
         );
         config.auth = AuthConfig {
             jwks_url: format!("http://{}/.well-known/jwks.json", identity.admin_addr),
-            issuer: common::ISSUER.into(),
-            audience: common::AUDIENCE.into(),
+            issuer: crate::support::ISSUER.into(),
+            audience: crate::support::AUDIENCE.into(),
             jwks_min_refetch_secs: 0,
             leeway_secs: 5,
         };

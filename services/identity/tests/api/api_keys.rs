@@ -1,14 +1,11 @@
 //! API keys: created with name, scopes and expiry, the secret shown once and stored hashed,
 //! listed without it, exchanged by the gateway for a short-lived scoped token, and refused once
 //! revoked or expired.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, eventually, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, eventually, unique_email};
 use keel_kernel::ErrorCode;
 use keel_kernel::auth::PrincipalKind;
 use keel_proto::identity::v1 as pb;
+use keel_testkit::payload;
 
 fn new_key(tenant: &str, name: &str, scopes: &[&str]) -> pb::CreateApiKeyRequest {
     pb::CreateApiKeyRequest {
@@ -117,7 +114,7 @@ async fn an_api_key_is_shown_once_listed_without_its_secret_and_exchanged_for_a_
     let event = app
         .published_eventually("identity.api_key.created", |e| e.aggregate_id == created.id)
         .await;
-    let payload: pb::ApiKeyCreated = event.payload.as_ref().unwrap().to_msg().unwrap();
+    let payload = payload::<pb::ApiKeyCreated>(&event);
     assert_eq!(payload.prefix, created.prefix);
     assert_eq!(event.tenant_id, tenant.to_string());
 }

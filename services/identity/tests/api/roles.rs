@@ -1,10 +1,6 @@
 //! RBAC: the permission catalogue, built-in roles, custom roles per tenant, and role bindings
 //! expanded into the token's permissions.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, unique_email};
 use keel_kernel::ErrorCode;
 use keel_proto::identity::v1 as pb;
 

@@ -1,10 +1,6 @@
 //! Signing keys: the JWKS on the admin port verifies identity's tokens anywhere in the mesh, and
 //! keys rotate: a new key signs, old keys stay published until removed.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, header_of, unique_email, write_key};
+use crate::support::{TestApp, bearer, claims_of, code, header_of, unique_email, write_key};
 use keel_identity::settings::SigningKeyFile;
 use keel_kernel::ErrorCode;
 use keel_kernel::auth::JwtVerifier;
@@ -15,8 +11,8 @@ use keel_proto::identity::v1 as pb;
 fn remote_verifier(app: &TestApp) -> JwtVerifier {
     JwtVerifier::new(&AuthConfig {
         jwks_url: format!("http://{}/.well-known/jwks.json", app.admin_addr),
-        issuer: common::ISSUER.into(),
-        audience: common::AUDIENCE.into(),
+        issuer: crate::support::ISSUER.into(),
+        audience: crate::support::AUDIENCE.into(),
         jwks_min_refetch_secs: 0,
         leeway_secs: 5,
     })
@@ -128,9 +124,9 @@ async fn a_missing_key_file_stops_start_up_naming_the_config_key() {
     let db_config = db.provision("identity").await;
     let dir = std::env::temp_dir().join(format!("keel-missing-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut settings = common::test_settings(&dir);
+    let mut settings = crate::support::test_settings(&dir);
     settings.signing.keys[0].private_key_file = dir.join("nope.pem");
-    let err = keel_identity::app::build(common::config(
+    let err = keel_identity::app::build(crate::support::config(
         db_config,
         &keel_testkit::stack::shared_nats_url(),
         settings,

@@ -1,11 +1,8 @@
 //! Sessions: refresh rotation with reuse detection, logout, listing and revoking sessions.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, unique_email};
 use keel_kernel::ErrorCode;
 use keel_proto::identity::v1 as pb;
+use keel_testkit::payload;
 
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token_and_keeps_the_session() {
@@ -52,7 +49,7 @@ async fn a_reused_refresh_token_revokes_the_whole_session() {
             e.aggregate_id == claims_of(&first.access_token).sid.clone().unwrap()
         })
         .await;
-    let payload: pb::SessionRevoked = revoked.payload.as_ref().unwrap().to_msg().unwrap();
+    let payload = payload::<pb::SessionRevoked>(&revoked);
     assert_eq!(payload.user_id, user.to_string());
     assert_eq!(
         payload.reason,

@@ -1,15 +1,12 @@
 //! Identity and tenancy agree through events: tenancy's tenant and member events, published to
 //! JetStream as tenancy publishes them, decide who may switch into a tenant and with which rights;
 //! suspensions and removals revoke the affected sessions.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
-
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, eventually, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, eventually, unique_email};
 use keel_kernel::ErrorCode;
 use keel_kernel::auth::permission_matches;
 use keel_proto::identity::v1 as pb;
 use keel_proto::tenancy::v1 as tenancy;
+use keel_testkit::payload;
 
 #[tokio::test]
 async fn a_member_of_an_active_tenant_gets_a_token_scoped_to_it_with_their_role() {
@@ -147,7 +144,7 @@ async fn suspending_a_tenant_revokes_its_sessions_and_later_switches_and_refresh
 
     // A second session, scoped to the other tenant, must survive.
     let second = app
-        .login_with(&app_email(&app, owner).await, common::PASSWORD)
+        .login_with(&app_email(&app, owner).await, crate::support::PASSWORD)
         .await
         .expect("login");
     let elsewhere = app
@@ -159,7 +156,7 @@ async fn suspending_a_tenant_revokes_its_sessions_and_later_switches_and_refresh
     let revoked = app
         .published_eventually("identity.session.revoked", |e| e.aggregate_id == sid)
         .await;
-    let payload: pb::SessionRevoked = revoked.payload.as_ref().unwrap().to_msg().unwrap();
+    let payload = payload::<pb::SessionRevoked>(&revoked);
     assert_eq!(
         payload.reason,
         pb::SessionRevokeReason::TenantSuspended as i32
@@ -205,7 +202,7 @@ async fn removing_a_member_revokes_their_sessions_for_that_tenant_only() {
     let revoked = app
         .published_eventually("identity.session.revoked", |e| e.aggregate_id == sid)
         .await;
-    let payload: pb::SessionRevoked = revoked.payload.as_ref().unwrap().to_msg().unwrap();
+    let payload = payload::<pb::SessionRevoked>(&revoked);
     assert_eq!(
         payload.reason,
         pb::SessionRevokeReason::MemberRemoved as i32
