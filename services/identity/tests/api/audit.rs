@@ -1,5 +1,6 @@
 //! The audit log: every mutation is recorded with actor, tenant, action, target, request id and
 //! address; the service's own database role can add entries but never change or remove them.
+
 use crate::support::{TestApp, bearer, unique_email};
 use keel_proto::identity::v1 as pb;
 
