@@ -13,7 +13,7 @@ use keel_proto::identity::v1::user_service_server::UserServiceServer;
 use sqlx::migrate::Migrator;
 
 use crate::domain::{PasswordHasherConfig, secrets};
-use crate::events::tenancy::TenancyEvents;
+use crate::events::tenancy::{self as tenancy_events, TenancyEvents};
 use crate::grpc::{Access, Auth, Context, PUBLIC_METHODS, Users};
 use crate::keys::KeyRing;
 use crate::settings::IdentitySettings;
@@ -55,8 +55,8 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
     });
 
     platform.consume(
-        "tenancy",
-        "tenancy.>",
+        tenancy_events::CONSUMER,
+        tenancy_events::SUBJECTS,
         Arc::new(TenancyEvents::new(platform.outbox.clone())),
     );
     let jwks = keys.jwks();

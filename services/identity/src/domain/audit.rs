@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use keel_kernel::grpc::RequestMeta;
 use keel_kernel::{Actor, TenantId};
 
+use super::AuditEventId;
+
 pub mod actions {
     pub const USER_REGISTER: &str = "identity.user.register";
     pub const USER_UPDATE: &str = "identity.user.update";
@@ -71,7 +73,7 @@ impl AuditEntry {
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub tenant_id: TenantId,
-    pub id: uuid::Uuid,
+    pub id: AuditEventId,
     pub actor: Actor,
     pub action: String,
     pub target_type: String,

@@ -13,3 +13,7 @@ keel_kernel::id_type!(
     /// and should tell nothing about when the key was made.
     ApiKeyId, "API key id", v4
 );
+keel_kernel::id_type!(
+    /// An entry of an audit log. Time-ordered (v7): the log lists newest first by id.
+    AuditEventId, "audit event id", v7
+);

@@ -14,7 +14,7 @@ pub mod user;
 
 pub use access::{ApiKey, CustomRole};
 pub use audit::{AuditEntry, AuditEvent};
-pub use ids::{ApiKeyId, RoleId, SessionId};
+pub use ids::{ApiKeyId, AuditEventId, RoleId, SessionId};
 pub use keel_kernel::Email;
 pub use names::{DisplayName, RoleName};
 pub use password::{Password, PasswordHasherConfig};

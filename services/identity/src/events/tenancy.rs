@@ -14,6 +14,10 @@ use crate::domain::{RevokeReason, TenantState};
 use crate::repo::sessions;
 use crate::repo::tenancy as repo;
 
+/// The consumer's name and the subjects it reads: every tenancy event.
+pub const CONSUMER: &str = "tenancy";
+pub const SUBJECTS: &str = "tenancy.>";
+
 /// The tenancy event types identity reacts to; the rest (invitations, modules, flags) are not
 /// identity's concern.
 pub mod types {

@@ -7,7 +7,7 @@ use keel_proto::identity::v1 as pb;
 
 use super::access::Access;
 use super::convert;
-use crate::domain::permissions;
+use crate::domain::{AuditEventId, permissions};
 use crate::repo::audit::{self, AuditFilter};
 
 impl Access {
@@ -42,12 +42,13 @@ impl Access {
             action: Some(request.action).filter(|s| !s.is_empty()),
             start,
             end,
-            before: before.map(|cursor| cursor.0),
+            before: before.map(|cursor| AuditEventId::from_uuid(cursor.0)),
         };
         let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
         let rows = audit::list_tenant(&mut tx, &filter, size.fetch_limit()).await?;
         tx.commit().await?;
-        let (page, next_page_token) = paging::split_page(rows, size, |event| AfterId(event.id));
+        let (page, next_page_token) =
+            paging::split_page(rows, size, |event| AfterId(event.id.as_uuid()));
         Ok(pb::ListAuditEventsResponse {
             audit_events: page.iter().map(convert::audit_event).collect(),
             next_page_token,

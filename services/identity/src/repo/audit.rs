@@ -8,12 +8,12 @@ use keel_kernel::{Actor, ActorKind, Error, TenantId, UserId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use crate::domain::{AuditEntry, AuditEvent};
+use crate::domain::{AuditEntry, AuditEvent, AuditEventId};
 
 #[derive(sqlx::FromRow)]
 struct Row {
     tenant_id: TenantId,
-    id: uuid::Uuid,
+    id: AuditEventId,
     actor_kind: ActorKind,
     actor_id: String,
     action: String,
@@ -52,7 +52,7 @@ pub async fn record_tenant(tx: &mut TenantTx, entry: &AuditEntry) -> Result<(), 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(tx.tenant())
-    .bind(uuid::Uuid::now_v7())
+    .bind(AuditEventId::new())
     .bind(entry.actor.kind)
     .bind(&entry.actor.id)
     .bind(entry.action)
@@ -76,7 +76,7 @@ pub async fn record_account(
         "INSERT INTO account_audit_log (id, user_id, actor_kind, actor_id, action, target_type, target_id, request_id, ip_address, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(uuid::Uuid::now_v7())
+    .bind(AuditEventId::new())
     .bind(user)
     .bind(entry.actor.kind)
     .bind(&entry.actor.id)
@@ -99,7 +99,7 @@ pub struct AuditFilter {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     /// Keyset page position: entries older than this id.
-    pub before: Option<uuid::Uuid>,
+    pub before: Option<AuditEventId>,
 }
 
 /// The transaction tenant's entries, newest first (ids are UUIDv7, so id order is time order).

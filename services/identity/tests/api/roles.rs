@@ -111,8 +111,8 @@ async fn built_in_roles_come_first_then_the_tenants_custom_roles() {
             .contains(&"delivery.task.create".to_owned())
     );
 
-    // taken
-    assert_status(
+    // taken: said in domain words, never with the constraint's name
+    let taken = assert_status(
         app.access()
             .create_role(bearer(
                 role(
@@ -124,6 +124,18 @@ async fn built_in_roles_come_first_then_the_tenants_custom_roles() {
             ))
             .await,
         ErrorCode::Conflict,
+    );
+    assert!(
+        taken
+            .message()
+            .contains("already has a role named release-manager"),
+        "{}",
+        taken.message()
+    );
+    assert!(
+        !taken.message().contains("roles_name_key"),
+        "{}",
+        taken.message()
     );
     // reserved
     assert_status(
