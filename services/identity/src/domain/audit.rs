@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use keel_kernel::grpc::RequestMeta;
-use keel_kernel::{Actor, TenantId};
+use keel_kernel::{Actor, Caller, TenantId};
 
 use super::AuditEventId;
 
@@ -61,6 +61,16 @@ impl AuditEntry {
             ip_address: meta.client_ip.clone(),
             metadata: HashMap::new(),
         }
+    }
+
+    /// The verified `caller` did `action` to `target_type` `target_id`.
+    pub fn by(
+        caller: &Caller,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: impl ToString,
+    ) -> AuditEntry {
+        AuditEntry::new(caller.actor(), &caller.meta, action, target_type, target_id)
     }
 
     pub fn with(mut self, key: &str, value: impl Into<String>) -> AuditEntry {

@@ -97,15 +97,9 @@ impl Access {
             &actor,
         )?;
         ctx.outbox.enqueue(&mut tx, event).await?;
-        let entry = AuditEntry::new(
-            actor,
-            &caller.meta,
-            actions::API_KEY_CREATE,
-            targets::API_KEY,
-            id,
-        )
-        .with("name", created.name.clone())
-        .with("scopes", scopes.join(" "));
+        let entry = AuditEntry::by(caller, actions::API_KEY_CREATE, targets::API_KEY, id)
+            .with("name", created.name.clone())
+            .with("scopes", scopes.join(" "));
         audit::record_tenant(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(convert::api_key(&created, Some(secret)))
@@ -160,14 +154,8 @@ impl Access {
             &actor,
         )?;
         ctx.outbox.enqueue(&mut tx, event).await?;
-        let entry = AuditEntry::new(
-            actor,
-            &caller.meta,
-            actions::API_KEY_DELETE,
-            targets::API_KEY,
-            id,
-        )
-        .with("name", revoked.name);
+        let entry = AuditEntry::by(caller, actions::API_KEY_DELETE, targets::API_KEY, id)
+            .with("name", revoked.name);
         audit::record_tenant(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(())

@@ -269,13 +269,7 @@ impl Auth {
         let actor = caller.actor();
         publish::sessions_revoked(&ctx.outbox, &mut tx, &revoked, reason, &caller.meta, &actor)
             .await?;
-        let entry = AuditEntry::new(
-            actor,
-            &caller.meta,
-            actions::USER_CHANGE_PASSWORD,
-            targets::USER,
-            user,
-        );
+        let entry = AuditEntry::by(caller, actions::USER_CHANGE_PASSWORD, targets::USER, user);
         audit::record_account(&mut tx, user, &entry).await?;
         tx.commit().await?;
         Ok(())

@@ -113,14 +113,8 @@ impl Access {
             &actor,
         )?;
         ctx.outbox.enqueue(&mut tx, event).await?;
-        let entry = AuditEntry::new(
-            actor,
-            &caller.meta,
-            actions::ROLE_CREATE,
-            targets::ROLE,
-            created.id,
-        )
-        .with("name", created.name.clone());
+        let entry = AuditEntry::by(caller, actions::ROLE_CREATE, targets::ROLE, created.id)
+            .with("name", created.name.clone());
         audit::record_tenant(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(convert::custom_role(&created))

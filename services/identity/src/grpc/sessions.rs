@@ -165,9 +165,8 @@ impl Auth {
         }
         let grants = grants_in(&mut tx, user).await?.ok_or_else(not_a_member)?;
         let pair = issue_pair(ctx, &mut tx, user, session_id, Some(tenant), grants).await?;
-        let entry = AuditEntry::new(
-            caller.actor(),
-            &caller.meta,
+        let entry = AuditEntry::by(
+            caller,
             actions::SESSION_SWITCH_TENANT,
             targets::SESSION,
             session_id,

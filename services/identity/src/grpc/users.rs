@@ -105,13 +105,7 @@ impl Users {
         let updated = users::set_display_name(&mut tx, user, &name)
             .await?
             .ok_or_else(|| Error::not_found("user", user))?;
-        let entry = AuditEntry::new(
-            caller.actor(),
-            &caller.meta,
-            actions::USER_UPDATE,
-            targets::USER,
-            user,
-        );
+        let entry = AuditEntry::by(caller, actions::USER_UPDATE, targets::USER, user);
         audit::record_account(&mut tx, user, &entry).await?;
         tx.commit().await?;
         Ok(convert::user(&updated))

@@ -86,9 +86,8 @@ impl Auth {
         }
         self.request_verification(&mut tx, &caller.meta, &user)
             .await?;
-        let entry = AuditEntry::new(
-            caller.actor(),
-            &caller.meta,
+        let entry = AuditEntry::by(
+            caller,
             actions::USER_REQUEST_VERIFICATION,
             targets::USER,
             user_id,
