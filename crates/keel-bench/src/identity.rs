@@ -59,7 +59,7 @@ impl IdentityUnderTest {
         config.telemetry.log_level = "error".into();
         config.grpc.concurrency_limit = 4096;
         let hashing = config.app.password_hashing.clone();
-        let running = keel_identity::app::build(config).await?;
+        let running = keel_identity::build(config).await?;
         let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?
             .connect()
             .await?;

@@ -13,11 +13,8 @@ use keel_proto::identity::v1::user_service_server::UserServiceServer;
 use sqlx::migrate::Migrator;
 
 use crate::domain::{PasswordHasherConfig, secrets};
-use crate::events::tenancy::TenancyEvents;
-use crate::grpc::access::AccessApi;
-use crate::grpc::auth::AuthApi;
-use crate::grpc::users::UserApi;
-use crate::grpc::{PUBLIC_METHODS, State};
+use crate::events::tenancy::{self as tenancy_events, TenancyEvents};
+use crate::grpc::{Access, Auth, Context, PUBLIC_METHODS, Users};
 use crate::keys::KeyRing;
 use crate::settings::IdentitySettings;
 use crate::tokens::TokenIssuer;
@@ -31,7 +28,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Load the signing keys, connect, migrate, start the relay and the tenancy consumer, and serve
 /// identity on the configured ports (port 0 in tests).
 pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
-    let settings = Arc::new(config.app.clone());
+    let settings = config.app.clone();
     // Keys first: a missing key file should stop start-up before anything connects.
     let keys = Arc::new(KeyRing::load(&settings.signing)?);
     let hasher = PasswordHasherConfig::new(&settings.password_hashing)?;
@@ -48,19 +45,18 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
     );
     // Identity verifies its own tokens with its own keys, in process: no HTTP round trip to itself.
     let verifier = JwtVerifier::from_jwks(auth, &keys.jwks());
-    let state = State {
+    let context = Arc::new(Context {
         db: platform.db.clone(),
         outbox: platform.outbox.clone(),
+        settings,
         tokens,
         hasher,
-        settings,
-        dummy_hash: dummy_hash.into(),
-        service: platform.config.service.clone().into(),
-    };
+        dummy_hash,
+    });
 
     platform.consume(
-        "tenancy",
-        "tenancy.>",
+        tenancy_events::CONSUMER,
+        tenancy_events::SUBJECTS,
         Arc::new(TenancyEvents::new(platform.outbox.clone())),
     );
     let jwks = keys.jwks();
@@ -76,8 +72,8 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
         });
     let server = platform
         .grpc_server(verifier, public)
-        .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
-        .add_service(UserServiceServer::new(UserApi::new(state.clone())))
-        .add_service(AccessServiceServer::new(AccessApi::new(state)));
+        .add_service(AuthServiceServer::new(Auth(context.clone())))
+        .add_service(UserServiceServer::new(Users(context.clone())))
+        .add_service(AccessServiceServer::new(Access(context)));
     platform.serve(server).await
 }

@@ -6,15 +6,23 @@
 
 use keel_kernel::auth::{any_matches, roles};
 
+/// The permissions identity's own methods check.
+pub const ROLE_LIST: &str = "identity.role.list";
+pub const ROLE_CREATE: &str = "identity.role.create";
+pub const API_KEY_LIST: &str = "identity.api_key.list";
+pub const API_KEY_CREATE: &str = "identity.api_key.create";
+pub const API_KEY_DELETE: &str = "identity.api_key.delete";
+pub const AUDIT_EVENT_LIST: &str = "identity.audit_event.list";
+
 /// Every permission a role or API key can grant, with what it allows.
 pub const CATALOGUE: &[(&str, &str)] = &[
     // identity
-    ("identity.role.list", "List the tenant's roles"),
-    ("identity.role.create", "Create custom roles"),
-    ("identity.api_key.list", "List the tenant's API keys"),
-    ("identity.api_key.create", "Create API keys"),
-    ("identity.api_key.delete", "Revoke API keys"),
-    ("identity.audit_event.list", "Read the tenant's audit log"),
+    (ROLE_LIST, "List the tenant's roles"),
+    (ROLE_CREATE, "Create custom roles"),
+    (API_KEY_LIST, "List the tenant's API keys"),
+    (API_KEY_CREATE, "Create API keys"),
+    (API_KEY_DELETE, "Revoke API keys"),
+    (AUDIT_EVENT_LIST, "Read the tenant's audit log"),
     // tenancy (the names tenancy's handlers check)
     ("tenancy.tenant.delete", "Delete the tenant"),
     ("tenancy.member.read", "List members"),
@@ -127,7 +135,7 @@ mod tests {
     fn viewers_cannot_manage_api_keys() {
         assert!(!any_matches(
             &built_in("viewer").expect("viewer"),
-            "identity.api_key.create"
+            API_KEY_CREATE
         ));
     }
 }

@@ -1,68 +1,69 @@
 //! Identity's events, written to the outbox in the transaction of the change they announce.
 
-use keel_kernel::db::Tx;
+use keel_kernel::grpc::RequestMeta;
 use keel_kernel::outbox::{NewEvent, Outbox};
-use keel_kernel::{Error, TenantId};
-use keel_proto::events::v1::actor;
+use keel_kernel::{Actor, Error, TenantId};
 use keel_proto::identity::v1 as pb;
+use sqlx::PgConnection;
 
-use crate::grpc::context::Meta;
-use crate::repo::audit::{self, AuditEntry};
-use crate::repo::sessions::SessionRow;
+use crate::domain::audit::{actions, targets};
+use crate::domain::{AuditEntry, RevokeReason, Session};
+use crate::repo::audit;
 
-/// Why a session ended, as stored and as published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeReason {
-    Logout,
-    UserRequest,
-    PasswordChanged,
-    RefreshTokenReuse,
-    MemberRemoved,
-    TenantSuspended,
+/// The event types identity publishes (`events.<type>` subjects).
+pub mod types {
+    pub const USER_REGISTERED: &str = "identity.user.registered";
+    pub const USER_VERIFICATION_REQUESTED: &str = "identity.user.verification_requested";
+    pub const SESSION_REVOKED: &str = "identity.session.revoked";
+    pub const ROLE_CREATED: &str = "identity.role.created";
+    pub const API_KEY_CREATED: &str = "identity.api_key.created";
+    pub const API_KEY_REVOKED: &str = "identity.api_key.revoked";
 }
 
-impl RevokeReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevokeReason::Logout => "logout",
-            RevokeReason::UserRequest => "user_request",
-            RevokeReason::PasswordChanged => "password_changed",
-            RevokeReason::RefreshTokenReuse => "refresh_token_reuse",
-            RevokeReason::MemberRemoved => "member_removed",
-            RevokeReason::TenantSuspended => "tenant_suspended",
-        }
-    }
-
-    fn proto(self) -> pb::SessionRevokeReason {
-        match self {
-            RevokeReason::Logout => pb::SessionRevokeReason::Logout,
-            RevokeReason::UserRequest => pb::SessionRevokeReason::UserRequest,
-            RevokeReason::PasswordChanged => pb::SessionRevokeReason::PasswordChanged,
-            RevokeReason::RefreshTokenReuse => pb::SessionRevokeReason::RefreshTokenReuse,
-            RevokeReason::MemberRemoved => pb::SessionRevokeReason::MemberRemoved,
-            RevokeReason::TenantSuspended => pb::SessionRevokeReason::TenantSuspended,
-        }
+fn reason_proto(reason: RevokeReason) -> pb::SessionRevokeReason {
+    match reason {
+        RevokeReason::Logout => pb::SessionRevokeReason::Logout,
+        RevokeReason::UserRequest => pb::SessionRevokeReason::UserRequest,
+        RevokeReason::PasswordChanged => pb::SessionRevokeReason::PasswordChanged,
+        RevokeReason::RefreshTokenReuse => pb::SessionRevokeReason::RefreshTokenReuse,
+        RevokeReason::MemberRemoved => pb::SessionRevokeReason::MemberRemoved,
+        RevokeReason::TenantSuspended => pb::SessionRevokeReason::TenantSuspended,
     }
 }
 
-/// Who caused an event, in the envelope's terms.
-pub fn envelope_actor(kind: &str) -> actor::Kind {
-    match kind {
-        "user" => actor::Kind::User,
-        "api_key" => actor::Kind::ApiKey,
-        "service" => actor::Kind::Service,
-        _ => actor::Kind::System,
-    }
+/// An event about a user's account (no tenant), by `actor`, correlated with the request.
+pub fn account_event<M: prost::Name>(
+    event_type: &str,
+    aggregate_id: impl ToString,
+    payload: &M,
+    meta: &RequestMeta,
+    actor: &Actor,
+) -> Result<NewEvent, Error> {
+    Ok(NewEvent::new(event_type, aggregate_id, payload)?
+        .actor(actor)
+        .correlation(&meta.request_id, &meta.request_id))
+}
+
+/// An event about a tenant's resource, by `actor`, correlated with the request.
+pub fn tenant_event<M: prost::Name>(
+    event_type: &str,
+    aggregate_id: impl ToString,
+    payload: &M,
+    tenant: TenantId,
+    meta: &RequestMeta,
+    actor: &Actor,
+) -> Result<NewEvent, Error> {
+    Ok(account_event(event_type, aggregate_id, payload, meta, actor)?.tenant(tenant))
 }
 
 /// Announce and audit revoked sessions, in the transaction that revoked them.
 pub async fn sessions_revoked(
     outbox: &Outbox,
-    tx: &mut Tx,
-    sessions: &[SessionRow],
+    conn: &mut PgConnection,
+    sessions: &[Session],
     reason: RevokeReason,
-    meta: &Meta,
-    actor: (&'static str, String),
+    meta: &RequestMeta,
+    actor: &Actor,
 ) -> Result<(), Error> {
     for session in sessions {
         let payload = pb::SessionRevoked {
@@ -72,40 +73,22 @@ pub async fn sessions_revoked(
                 .scope_tenant
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
-            reason: reason.proto() as i32,
+            reason: reason_proto(reason) as i32,
         };
-        let mut event = NewEvent::new("identity.session.revoked", session.id, &payload)?
-            .actor(envelope_actor(actor.0), &actor.1)
-            .correlation(&meta.request_id, &meta.request_id);
+        let mut event = account_event(types::SESSION_REVOKED, session.id, &payload, meta, actor)?;
         if let Some(tenant) = session.scope_tenant {
             event = event.tenant(tenant);
         }
-        outbox.enqueue(tx, event).await?;
-        let mut entry: AuditEntry = meta.audit(
+        outbox.enqueue(conn, event).await?;
+        let entry = AuditEntry::new(
             actor.clone(),
-            "identity.session.revoke",
-            "session",
+            meta,
+            actions::SESSION_REVOKE,
+            targets::SESSION,
             session.id,
-        );
-        entry
-            .metadata
-            .insert("reason".into(), reason.as_str().into());
-        audit::record_account(tx, session.user_id, &entry).await?;
+        )
+        .with("reason", reason.as_str());
+        audit::record_account(conn, session.user_id, &entry).await?;
     }
     Ok(())
-}
-
-/// An event about a tenant's resource, by the request's actor.
-pub fn tenant_event<M: prost::Name>(
-    event_type: &str,
-    aggregate_id: impl ToString,
-    payload: &M,
-    tenant: TenantId,
-    meta: &Meta,
-    actor: &(&'static str, String),
-) -> Result<NewEvent, Error> {
-    Ok(NewEvent::new(event_type, aggregate_id, payload)?
-        .tenant(tenant)
-        .actor(envelope_actor(actor.0), &actor.1)
-        .correlation(&meta.request_id, &meta.request_id))
 }

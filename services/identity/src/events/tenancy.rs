@@ -1,18 +1,35 @@
 //! The tenancy consumer: keeps tenant states and role bindings, and revokes the sessions that a
-//! suspension, a deletion or a member's removal ends. Runs in the kernel's consumer transaction,
-//! so each event's effect and its inbox row commit together.
+//! suspension, a deletion or a member's removal ends. Runs in the kernel's consumer transaction
+//! (scoped to the envelope's tenant), so each event's effect and its inbox row commit together.
 
 use futures::future::BoxFuture;
-use keel_kernel::consumer::{Event, EventHandler};
-use keel_kernel::db::{self, Tx};
+use keel_kernel::consumer::{Event, EventHandler, EventTx};
+use keel_kernel::grpc::RequestMeta;
 use keel_kernel::outbox::Outbox;
-use keel_kernel::{Error, TenantId, UserId};
+use keel_kernel::{Actor, Error, TenantId, UserId};
 use keel_proto::tenancy::v1 as tenancy;
 
-use super::publish::{self, RevokeReason};
-use crate::grpc::context::Meta;
+use super::publish;
+use crate::domain::{RevokeReason, TenantState};
 use crate::repo::sessions;
-use crate::repo::tenancy::{self as repo, TenantState};
+use crate::repo::tenancy as repo;
+
+/// The consumer's name and the subjects it reads: every tenancy event.
+pub const CONSUMER: &str = "tenancy";
+pub const SUBJECTS: &str = "tenancy.>";
+
+/// The tenancy event types identity reacts to; the rest (invitations, modules, flags) are not
+/// identity's concern.
+pub mod types {
+    pub const TENANT_CREATED: &str = "tenancy.tenant.created";
+    pub const TENANT_APPROVED: &str = "tenancy.tenant.approved";
+    pub const TENANT_REACTIVATED: &str = "tenancy.tenant.reactivated";
+    pub const TENANT_SUSPENDED: &str = "tenancy.tenant.suspended";
+    pub const TENANT_DELETED: &str = "tenancy.tenant.deleted";
+    pub const MEMBER_ADDED: &str = "tenancy.member.added";
+    pub const MEMBER_ROLE_CHANGED: &str = "tenancy.member.role_changed";
+    pub const MEMBER_REMOVED: &str = "tenancy.member.removed";
+}
 
 pub struct TenancyEvents {
     outbox: Outbox,
@@ -24,67 +41,69 @@ impl TenancyEvents {
     }
 
     #[tracing::instrument(skip_all, fields(event_type = %event.envelope.event_type, tenant_id = %event.envelope.tenant_id))]
-    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
+    async fn apply(&self, tx: &mut EventTx, event: &Event) -> Result<(), Error> {
         let version = event.envelope.aggregate_version;
         match event.envelope.event_type.as_str() {
-            "tenancy.tenant.created" => {
+            types::TENANT_CREATED => {
                 let created: tenancy::TenantCreated = event.payload()?;
-                let tenant = scope(tx, event, &created.tenant_id).await?;
+                let tenant = scope(tx, &created.tenant_id)?;
                 let state = match tenancy::TenantState::try_from(created.state) {
                     Ok(tenancy::TenantState::Active) => TenantState::Active,
                     _ => TenantState::PendingApproval,
                 };
-                repo::apply_tenant_state(tx, tenant, state, version).await?;
+                repo::apply_tenant_state(tx.conn(), tenant, state, version).await?;
             }
-            "tenancy.tenant.approved" => {
+            types::TENANT_APPROVED => {
                 let approved: tenancy::TenantApproved = event.payload()?;
-                let tenant = scope(tx, event, &approved.tenant_id).await?;
-                repo::apply_tenant_state(tx, tenant, TenantState::Active, version).await?;
+                let tenant = scope(tx, &approved.tenant_id)?;
+                repo::apply_tenant_state(tx.conn(), tenant, TenantState::Active, version).await?;
             }
-            "tenancy.tenant.reactivated" => {
+            types::TENANT_REACTIVATED => {
                 let reactivated: tenancy::TenantReactivated = event.payload()?;
-                let tenant = scope(tx, event, &reactivated.tenant_id).await?;
-                repo::apply_tenant_state(tx, tenant, TenantState::Active, version).await?;
+                let tenant = scope(tx, &reactivated.tenant_id)?;
+                repo::apply_tenant_state(tx.conn(), tenant, TenantState::Active, version).await?;
             }
-            "tenancy.tenant.suspended" => {
+            types::TENANT_SUSPENDED => {
                 let suspended: tenancy::TenantSuspended = event.payload()?;
-                let tenant = scope(tx, event, &suspended.tenant_id).await?;
-                if repo::apply_tenant_state(tx, tenant, TenantState::Suspended, version).await? {
+                let tenant = scope(tx, &suspended.tenant_id)?;
+                let state = TenantState::Suspended;
+                if repo::apply_tenant_state(tx.conn(), tenant, state, version).await? {
                     self.revoke(tx, event, tenant, None, RevokeReason::TenantSuspended)
                         .await?;
                 }
             }
-            "tenancy.tenant.deleted" => {
+            types::TENANT_DELETED => {
                 let deleted: tenancy::TenantDeleted = event.payload()?;
-                let tenant = scope(tx, event, &deleted.tenant_id).await?;
-                if repo::apply_tenant_state(tx, tenant, TenantState::Deleted, version).await? {
+                let tenant = scope(tx, &deleted.tenant_id)?;
+                let state = TenantState::Deleted;
+                if repo::apply_tenant_state(tx.conn(), tenant, state, version).await? {
                     self.revoke(tx, event, tenant, None, RevokeReason::TenantSuspended)
                         .await?;
                 }
             }
-            "tenancy.member.added" => {
+            types::MEMBER_ADDED => {
                 let added: tenancy::MemberAdded = event.payload()?;
-                let tenant = scope(tx, event, &added.tenant_id).await?;
+                scope(tx, &added.tenant_id)?;
                 let user = UserId::parse_field("user_id", &added.user_id)?;
-                repo::apply_binding(tx, tenant, user, Some(&added.role), version).await?;
+                repo::apply_binding(tx.tenant()?, user, Some(&added.role), version).await?;
             }
-            "tenancy.member.role_changed" => {
+            types::MEMBER_ROLE_CHANGED => {
                 let changed: tenancy::MemberRoleChanged = event.payload()?;
-                let tenant = scope(tx, event, &changed.tenant_id).await?;
+                scope(tx, &changed.tenant_id)?;
                 let user = UserId::parse_field("user_id", &changed.user_id)?;
                 // The new role reaches tokens at the next refresh (access tokens are short-lived).
-                repo::apply_binding(tx, tenant, user, Some(&changed.new_role), version).await?;
+                let role = Some(changed.new_role.as_str());
+                repo::apply_binding(tx.tenant()?, user, role, version).await?;
             }
-            "tenancy.member.removed" => {
+            types::MEMBER_REMOVED => {
                 let removed: tenancy::MemberRemoved = event.payload()?;
-                let tenant = scope(tx, event, &removed.tenant_id).await?;
+                let tenant = scope(tx, &removed.tenant_id)?;
                 let user = UserId::parse_field("user_id", &removed.user_id)?;
-                if repo::apply_binding(tx, tenant, user, None, version).await? {
+                if repo::apply_binding(tx.tenant()?, user, None, version).await? {
                     self.revoke(tx, event, tenant, Some(user), RevokeReason::MemberRemoved)
                         .await?;
                 }
             }
-            // Invitations, modules and flags are not identity's concern.
             _ => {}
         }
         Ok(())
@@ -92,47 +111,43 @@ impl TenancyEvents {
 
     async fn revoke(
         &self,
-        tx: &mut Tx,
+        tx: &mut EventTx,
         event: &Event,
         tenant: TenantId,
         user: Option<UserId>,
         reason: RevokeReason,
     ) -> Result<(), Error> {
-        let revoked = sessions::revoke_scoped(tx, tenant, user, reason.as_str()).await?;
-        let meta = Meta {
+        let conn = tx.conn();
+        let revoked = sessions::revoke_scoped(conn, tenant, user, reason).await?;
+        let meta = RequestMeta {
             request_id: event.envelope.correlation_id.clone(),
-            ..Meta::default()
+            ..RequestMeta::default()
         };
-        publish::sessions_revoked(
-            &self.outbox,
-            tx,
-            &revoked,
-            reason,
-            &meta,
-            ("system", event.envelope.source.clone()),
-        )
-        .await
+        // The consumer acts on its own, on the word of the event's source.
+        let actor = Actor::system(event.envelope.source.clone());
+        publish::sessions_revoked(&self.outbox, conn, &revoked, reason, &meta, &actor).await
     }
 }
 
 impl EventHandler for TenancyEvents {
-    fn handle<'a>(&'a self, tx: &'a mut Tx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.apply(tx, event))
     }
 }
 
-/// The payload's tenant, which must agree with the envelope's (when it names one); the
-/// transaction is scoped to it, so the writes to tenant tables pass their policies.
-async fn scope(tx: &mut Tx, event: &Event, payload_tenant: &str) -> Result<TenantId, Error> {
+/// The payload's tenant, which must be the one the consumer scoped the transaction to (the
+/// envelope's), so the writes to tenant tables pass their policies.
+fn scope(tx: &mut EventTx, payload_tenant: &str) -> Result<TenantId, Error> {
     let tenant = TenantId::parse_field("tenant_id", payload_tenant)?;
-    if let Some(envelope_tenant) = event.tenant()?
-        && envelope_tenant != tenant
-    {
+    if tx.tenant()?.tenant() != tenant {
         return Err(Error::invalid(
             "tenant_id",
             "differs between the envelope and the payload",
         ));
     }
-    db::set_tenant(tx, tenant).await?;
     Ok(tenant)
 }

@@ -1,71 +1,11 @@
 //! Proto <-> domain. Requests become commands through `TryFrom`, reporting every invalid field at
-//! once; rows become proto messages.
+//! once; domain values become proto messages.
 
-use chrono::{DateTime, Utc};
-use keel_kernel::{Error, FieldViolation};
+use keel_kernel::grpc::timestamp;
+use keel_kernel::{Actor, ActorKind, Error, Violations};
 use keel_proto::identity::v1 as pb;
 
-use crate::domain::{DisplayName, Email, Password};
-use crate::repo::api_keys::ApiKeyRow;
-use crate::repo::audit::AuditRow;
-use crate::repo::roles::RoleRow;
-use crate::repo::sessions::SessionRow;
-use crate::repo::users::UserRow;
-
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
-}
-
-pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
-        .ok_or_else(|| Error::invalid(field, "is not a valid time"))
-}
-
-/// Run every field's parser and report all violations together.
-pub struct Fields {
-    violations: Vec<FieldViolation>,
-}
-
-impl Fields {
-    pub fn new() -> Self {
-        Fields {
-            violations: Vec::new(),
-        }
-    }
-
-    /// Keep a parsed value, or remember why it failed.
-    pub fn check<T>(&mut self, parsed: Result<T, Error>) -> Option<T> {
-        match parsed {
-            Ok(value) => Some(value),
-            Err(err) => {
-                self.violations.extend(err.violations().iter().cloned());
-                None
-            }
-        }
-    }
-
-    /// Remember a violation found outside a parser.
-    pub fn reject(&mut self, err: Error) {
-        self.violations.extend(err.violations().iter().cloned());
-    }
-
-    pub fn finish(self) -> Result<(), Error> {
-        if self.violations.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::invalid_fields(self.violations))
-        }
-    }
-}
-
-impl Default for Fields {
-    fn default() -> Self {
-        Fields::new()
-    }
-}
+use crate::domain::{ApiKey, AuditEvent, CustomRole, DisplayName, Email, Password, Session, User};
 
 /// A valid registration.
 pub struct Registration {
@@ -78,7 +18,7 @@ impl TryFrom<pb::RegisterRequest> for Registration {
     type Error = Error;
 
     fn try_from(request: pb::RegisterRequest) -> Result<Self, Error> {
-        let mut fields = Fields::new();
+        let mut fields = Violations::default();
         let email = fields.check(Email::parse("email", &request.email));
         let password = fields.check(Password::parse("password", &request.password));
         let display_name = fields.check(DisplayName::parse("display_name", &request.display_name));
@@ -96,79 +36,86 @@ impl TryFrom<pb::RegisterRequest> for Registration {
     }
 }
 
-pub fn user(row: UserRow) -> pb::User {
+pub fn user(user: &User) -> pb::User {
     pb::User {
-        id: row.id.to_string(),
-        email: row.email,
-        display_name: row.display_name,
-        email_verified: row.email_verified,
-        create_time: Some(timestamp(row.created_at)),
-        update_time: Some(timestamp(row.updated_at)),
+        id: user.id.to_string(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        email_verified: user.email_verified,
+        create_time: Some(timestamp(user.created_at)),
+        update_time: Some(timestamp(user.updated_at)),
     }
 }
 
-pub fn session(row: SessionRow, current: Option<&str>) -> pb::Session {
-    let id = row.id.to_string();
+/// A session; `current` is the caller's own session id (the token's `sid`).
+pub fn session(session: &Session, current: Option<&str>) -> pb::Session {
+    let id = session.id.to_string();
     pb::Session {
         current: current == Some(id.as_str()),
         id,
-        user_agent: row.user_agent,
-        ip_address: row.ip_address,
-        tenant_id: row.scope_tenant.map(|t| t.to_string()).unwrap_or_default(),
-        create_time: Some(timestamp(row.created_at)),
-        last_use_time: Some(timestamp(row.last_used_at)),
-        expire_time: Some(timestamp(row.expires_at)),
+        user_agent: session.user_agent.clone(),
+        ip_address: session.ip_address.clone(),
+        tenant_id: session
+            .scope_tenant
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        create_time: Some(timestamp(session.created_at)),
+        last_use_time: Some(timestamp(session.last_used_at)),
+        expire_time: Some(timestamp(session.expires_at)),
     }
 }
 
-pub fn custom_role(row: RoleRow) -> pb::Role {
+pub fn custom_role(role: &CustomRole) -> pb::Role {
     pb::Role {
-        id: row.id.to_string(),
-        tenant_id: row.tenant_id.to_string(),
-        name: row.name,
-        description: row.description,
-        permissions: row.permissions,
+        id: role.id.to_string(),
+        tenant_id: role.tenant_id.to_string(),
+        name: role.name.clone(),
+        description: role.description.clone(),
+        permissions: role.permissions.clone(),
         built_in: false,
-        create_time: Some(timestamp(row.created_at)),
-        update_time: Some(timestamp(row.updated_at)),
+        create_time: Some(timestamp(role.created_at)),
+        update_time: Some(timestamp(role.updated_at)),
     }
 }
 
-pub fn api_key(row: ApiKeyRow, secret: Option<String>) -> pb::ApiKey {
+/// A key; its `secret` only in the answer to its creation.
+pub fn api_key(key: &ApiKey, secret: Option<String>) -> pb::ApiKey {
     pb::ApiKey {
-        id: row.id.to_string(),
-        tenant_id: row.tenant_id.to_string(),
-        name: row.name,
-        scopes: row.scopes,
-        expire_time: row.expires_at.map(timestamp),
-        prefix: row.prefix,
+        id: key.id.to_string(),
+        tenant_id: key.tenant_id.to_string(),
+        name: key.name.clone(),
+        scopes: key.scopes.clone(),
+        expire_time: key.expires_at.map(timestamp),
+        prefix: key.prefix.clone(),
         secret: secret.unwrap_or_default(),
-        created_by: row.created_by,
-        create_time: Some(timestamp(row.created_at)),
-        last_use_time: row.last_used_at.map(timestamp),
+        created_by: key.created_by.clone(),
+        create_time: Some(timestamp(key.created_at)),
+        last_use_time: key.last_used_at.map(timestamp),
     }
 }
 
-pub fn audit_event(row: AuditRow) -> pb::AuditEvent {
-    let actor_kind = match row.actor_kind.as_str() {
-        "user" => pb::ActorKind::User,
-        "api_key" => pb::ActorKind::ApiKey,
-        "service" => pb::ActorKind::Service,
-        "system" => pb::ActorKind::System,
-        _ => pb::ActorKind::Unspecified,
-    };
+fn actor_kind(actor: &Actor) -> pb::ActorKind {
+    match actor.kind {
+        ActorKind::User => pb::ActorKind::User,
+        ActorKind::ApiKey => pb::ActorKind::ApiKey,
+        ActorKind::Service => pb::ActorKind::Service,
+        ActorKind::System => pb::ActorKind::System,
+    }
+}
+
+pub fn audit_event(event: &AuditEvent) -> pb::AuditEvent {
     pb::AuditEvent {
-        id: row.id.to_string(),
-        tenant_id: row.tenant_id.to_string(),
-        actor_kind: actor_kind as i32,
-        actor_id: row.actor_id,
-        action: row.action,
-        target_type: row.target_type,
-        target_id: row.target_id,
-        request_id: row.request_id,
-        ip_address: row.ip_address,
-        metadata: row.metadata.0,
-        create_time: Some(timestamp(row.created_at)),
+        id: event.id.to_string(),
+        tenant_id: event.tenant_id.to_string(),
+        actor_kind: actor_kind(&event.actor) as i32,
+        actor_id: event.actor.id.clone(),
+        action: event.action.clone(),
+        target_type: event.target_type.clone(),
+        target_id: event.target_id.clone(),
+        request_id: event.request_id.clone(),
+        ip_address: event.ip_address.clone(),
+        metadata: event.metadata.clone(),
+        create_time: Some(timestamp(event.created_at)),
     }
 }
 

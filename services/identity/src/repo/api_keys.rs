@@ -1,29 +1,46 @@
 //! API keys (tenant table) and the global key-to-tenant directory the exchange needs.
 
 use chrono::{DateTime, Utc};
+use keel_kernel::db::TenantTx;
+use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId};
 use sqlx::PgConnection;
 
-use crate::domain::ApiKeyId;
+use crate::domain::{ApiKey, ApiKeyId};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ApiKeyRow {
-    pub tenant_id: TenantId,
-    pub id: ApiKeyId,
-    pub name: String,
-    pub prefix: String,
-    pub scopes: Vec<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
+#[derive(sqlx::FromRow)]
+struct Row {
+    tenant_id: TenantId,
+    id: ApiKeyId,
+    name: String,
+    prefix: String,
+    scopes: Vec<String>,
+    expires_at: Option<DateTime<Utc>>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "tenant_id, id, name, prefix, scopes, expires_at, created_by, created_at, last_used_at, revoked_at";
+impl From<Row> for ApiKey {
+    fn from(row: Row) -> ApiKey {
+        ApiKey {
+            tenant_id: row.tenant_id,
+            id: row.id,
+            name: row.name,
+            prefix: row.prefix,
+            scopes: row.scopes,
+            expires_at: row.expires_at,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "tenant_id, id, name, prefix, scopes, expires_at, created_by, created_at, last_used_at";
 
 pub struct NewApiKey<'a> {
-    pub tenant: TenantId,
     pub id: ApiKeyId,
     pub name: &'a str,
     pub prefix: &'a str,
@@ -33,13 +50,13 @@ pub struct NewApiKey<'a> {
     pub created_by: &'a str,
 }
 
-/// Store a key and its directory entry. The transaction must be scoped to `key.tenant`.
-pub async fn create(conn: &mut PgConnection, key: NewApiKey<'_>) -> Result<ApiKeyRow, Error> {
-    let row: ApiKeyRow = sqlx::query_as(&format!(
+/// Store a key in the transaction's tenant, and its directory entry.
+pub async fn create(tx: &mut TenantTx, key: NewApiKey<'_>) -> Result<ApiKey, Error> {
+    let row: Row = sqlx::query_as(&format!(
         "INSERT INTO api_keys (tenant_id, id, name, prefix, secret_hash, scopes, expires_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
-    .bind(key.tenant)
+    .bind(tx.tenant())
     .bind(key.id)
     .bind(key.name)
     .bind(key.prefix)
@@ -47,14 +64,14 @@ pub async fn create(conn: &mut PgConnection, key: NewApiKey<'_>) -> Result<ApiKe
     .bind(key.scopes)
     .bind(key.expires_at)
     .bind(key.created_by)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO api_key_directory (key_id, owner_tenant) VALUES ($1, $2)")
         .bind(key.id)
-        .bind(key.tenant)
-        .execute(conn)
+        .bind(tx.tenant())
+        .execute(&mut **tx)
         .await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// The tenant that holds key `id`, from the global directory.
@@ -69,75 +86,62 @@ pub async fn owner(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<Tenan
 
 /// The live key with this id and secret hash: not revoked, not expired. Marks it used.
 pub async fn authenticate(
-    conn: &mut PgConnection,
-    tenant: TenantId,
+    tx: &mut TenantTx,
     id: ApiKeyId,
     secret_hash: &[u8],
-) -> Result<Option<ApiKeyRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<ApiKey>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE api_keys SET last_used_at = now() \
          WHERE tenant_id = $1 AND id = $2 AND secret_hash = $3 AND revoked_at IS NULL \
            AND (expires_at IS NULL OR expires_at > now()) RETURNING {COLUMNS}"
     ))
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(id)
     .bind(secret_hash)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ApiKey::from))
 }
 
-/// The tenant's keys that are not revoked, newest first, after `after`.
-pub async fn list_live(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    after: Option<ApiKeyId>,
-    limit: i64,
-) -> Result<Vec<ApiKeyRow>, Error> {
-    // Keyset on created_at then id: key ids are random, creation time orders them.
-    let after_time: Option<DateTime<Utc>> = match after {
-        Some(id) => sqlx::query_as::<_, (DateTime<Utc>,)>(
-            "SELECT created_at FROM api_keys WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|(at,)| at),
-        None => None,
-    };
-    if after.is_some() && after_time.is_none() {
-        return Err(Error::invalid(
-            "page_token",
-            "is not a page token of this list",
-        ));
+/// The position of `key` in [`list_live`]'s order, for its page token.
+pub fn cursor(key: &ApiKey) -> TimeId {
+    TimeId {
+        at: key.created_at,
+        id: key.id.as_uuid(),
     }
-    Ok(sqlx::query_as(&format!(
+}
+
+/// The tenant's keys that are not revoked, newest first, after `after`. Keyset on creation time
+/// then id: key ids are random, creation time orders them.
+pub async fn list_live(
+    tx: &mut TenantTx,
+    after: Option<TimeId>,
+    limit: i64,
+) -> Result<Vec<ApiKey>, Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL \
          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     ))
-    .bind(tenant)
-    .bind(after_time)
-    .bind(after)
+    .bind(tx.tenant())
+    .bind(after.map(|cursor| cursor.at))
+    .bind(after.map(|cursor| cursor.id))
     .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(ApiKey::from).collect())
 }
 
 /// Revoke a live key; `None` if the tenant has no such live key.
-pub async fn revoke(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    id: ApiKeyId,
-    by: &str,
-) -> Result<Option<ApiKeyRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId, by: &str) -> Result<Option<ApiKey>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = now(), revoked_by = $3 \
          WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
     ))
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(id)
     .bind(by)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ApiKey::from))
 }

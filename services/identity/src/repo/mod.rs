@@ -1,6 +1,6 @@
-//! SQL, and only SQL: plain query strings over the caller's transaction. The caller chooses the
-//! transaction's scope (`tenant_tx` for tenant tables, `unscoped_tx` for global ones), so every
-//! function here takes a connection and names its tenant or user explicitly.
+//! SQL, and only SQL: plain query strings over the caller's transaction, returning domain types
+//! (each module converts its own private row structs). Functions on tenant tables take a
+//! `&mut TenantTx` and read their tenant from it; functions on global tables take a connection.
 
 pub mod api_keys;
 pub mod audit;
@@ -10,11 +10,3 @@ pub mod tenancy;
 pub mod throttle;
 pub mod users;
 pub mod verifications;
-
-/// Clamp a requested page size: 0 means the default.
-pub fn page_size(requested: i32, default: i64, max: i64) -> i64 {
-    match requested {
-        n if n <= 0 => default,
-        n => i64::from(n).min(max),
-    }
-}

@@ -4,25 +4,39 @@ use chrono::{DateTime, Utc};
 use keel_kernel::{Error, TenantId, UserId};
 use sqlx::PgConnection;
 
-use crate::domain::SessionId;
+use crate::domain::{RevokeReason, Session, SessionId};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionRow {
-    pub id: SessionId,
-    pub user_id: UserId,
-    pub scope_tenant: Option<TenantId>,
-    pub user_agent: String,
-    pub ip_address: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: SessionId,
+    user_id: UserId,
+    scope_tenant: Option<TenantId>,
+    user_agent: String,
+    ip_address: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
 }
 
-impl SessionRow {
-    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
+impl From<Row> for Session {
+    fn from(row: Row) -> Session {
+        Session {
+            id: row.id,
+            user_id: row.user_id,
+            scope_tenant: row.scope_tenant,
+            user_agent: row.user_agent,
+            ip_address: row.ip_address,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
     }
+}
+
+fn sessions(rows: Vec<Row>) -> Vec<Session> {
+    rows.into_iter().map(Session::from).collect()
 }
 
 const COLUMNS: &str = "id, user_id, scope_tenant, user_agent, ip_address, created_at, last_used_at, expires_at, revoked_at";
@@ -66,7 +80,7 @@ pub async fn add_refresh_token(
 /// A presented refresh token: its session (locked for the rest of the transaction) and whether
 /// the token was already used.
 pub struct PresentedToken {
-    pub session: SessionRow,
+    pub session: Session,
     pub used: bool,
 }
 
@@ -85,7 +99,7 @@ pub async fn find_refresh_token(
     let Some((session_id, _)) = token else {
         return Ok(None);
     };
-    let session: SessionRow = sqlx::query_as(&format!(
+    let session: Row = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sessions WHERE id = $1 FOR UPDATE"
     ))
     .bind(session_id)
@@ -97,7 +111,10 @@ pub async fn find_refresh_token(
             .bind(hash)
             .fetch_one(&mut *conn)
             .await?;
-    Ok(Some(PresentedToken { session, used }))
+    Ok(Some(PresentedToken {
+        session: session.into(),
+        used,
+    }))
 }
 
 /// Retire every unused refresh token of the session (after rotation or a tenant switch only the
@@ -131,13 +148,12 @@ pub async fn touch(
     Ok(())
 }
 
-pub async fn get(conn: &mut PgConnection, id: SessionId) -> Result<Option<SessionRow>, Error> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+pub async fn get(conn: &mut PgConnection, id: SessionId) -> Result<Option<Session>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(Session::from))
 }
 
 /// Revoke one session of `user`; false if it is not theirs or already revoked.
@@ -145,9 +161,9 @@ pub async fn revoke(
     conn: &mut PgConnection,
     user: UserId,
     id: SessionId,
-    reason: &str,
-) -> Result<Option<SessionRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+    reason: RevokeReason,
+) -> Result<Option<Session>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE sessions SET revoked_at = now(), revoke_reason = $3 \
          WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
     ))
@@ -155,7 +171,8 @@ pub async fn revoke(
     .bind(user)
     .bind(reason)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(Session::from))
 }
 
 /// Revoke every live session of `user` except `keep`.
@@ -163,9 +180,9 @@ pub async fn revoke_all_but(
     conn: &mut PgConnection,
     user: UserId,
     keep: Option<SessionId>,
-    reason: &str,
-) -> Result<Vec<SessionRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+    reason: RevokeReason,
+) -> Result<Vec<Session>, Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "UPDATE sessions SET revoked_at = now(), revoke_reason = $3 \
          WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2) RETURNING {COLUMNS}"
     ))
@@ -173,7 +190,8 @@ pub async fn revoke_all_but(
     .bind(keep)
     .bind(reason)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(sessions(rows))
 }
 
 /// Revoke the live sessions scoped to `tenant` (only `user`'s, when given).
@@ -181,9 +199,9 @@ pub async fn revoke_scoped(
     conn: &mut PgConnection,
     tenant: TenantId,
     user: Option<UserId>,
-    reason: &str,
-) -> Result<Vec<SessionRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+    reason: RevokeReason,
+) -> Result<Vec<Session>, Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "UPDATE sessions SET revoked_at = now(), revoke_reason = $3 \
          WHERE scope_tenant = $1 AND ($2::uuid IS NULL OR user_id = $2) AND revoked_at IS NULL RETURNING {COLUMNS}"
     ))
@@ -191,7 +209,8 @@ pub async fn revoke_scoped(
     .bind(user)
     .bind(reason)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(sessions(rows))
 }
 
 /// The user's live sessions, newest first, after `after` (a keyset page token).
@@ -200,8 +219,8 @@ pub async fn list_live(
     user: UserId,
     after: Option<SessionId>,
     limit: i64,
-) -> Result<Vec<SessionRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Vec<Session>, Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sessions \
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() AND ($2::uuid IS NULL OR id < $2) \
          ORDER BY id DESC LIMIT $3"
@@ -210,5 +229,6 @@ pub async fn list_live(
     .bind(after)
     .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(sessions(rows))
 }

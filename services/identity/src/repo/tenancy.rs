@@ -2,39 +2,11 @@
 //! tables). Written only by the tenancy event consumer; each write applies only if its event is
 //! newer than what is stored (aggregate versions), so redelivered or reordered events are harmless.
 
+use keel_kernel::db::TenantTx;
 use keel_kernel::{Error, TenantId, UserId};
 use sqlx::PgConnection;
 
-/// Tenant lifecycle states, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TenantState {
-    PendingApproval,
-    Active,
-    Suspended,
-    Deleted,
-}
-
-impl TenantState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantState::PendingApproval => "pending_approval",
-            TenantState::Active => "active",
-            TenantState::Suspended => "suspended",
-            TenantState::Deleted => "deleted",
-        }
-    }
-
-    fn parse(value: &str) -> Option<TenantState> {
-        [
-            TenantState::PendingApproval,
-            TenantState::Active,
-            TenantState::Suspended,
-            TenantState::Deleted,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == value)
-    }
-}
+use crate::domain::TenantState;
 
 /// Apply a tenant state from an event of aggregate `version` (0 = the publisher does not version:
 /// apply in arrival order). Deleted is terminal. Returns whether it was applied.
@@ -51,7 +23,7 @@ pub async fn apply_tenant_state(
          RETURNING true",
     )
     .bind(tenant)
-    .bind(state.as_str())
+    .bind(state)
     .bind(version)
     .fetch_optional(conn)
     .await?;
@@ -62,18 +34,17 @@ pub async fn tenant_state(
     conn: &mut PgConnection,
     tenant: TenantId,
 ) -> Result<Option<TenantState>, Error> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT state FROM tenants WHERE id = $1")
+    let row: Option<(TenantState,)> = sqlx::query_as("SELECT state FROM tenants WHERE id = $1")
         .bind(tenant)
         .fetch_optional(conn)
         .await?;
-    Ok(row.and_then(|(state,)| TenantState::parse(&state)))
+    Ok(row.map(|(state,)| state))
 }
 
-/// Set (`Some(role)`) or remove (`None`) a member's binding, if the event is newer. Runs in the
-/// consumer's transaction, scoped to `tenant`.
+/// Set (`Some(role)`) or remove (`None`) a member's binding in the transaction's tenant, if the
+/// event is newer.
 pub async fn apply_binding(
-    conn: &mut PgConnection,
-    tenant: TenantId,
+    tx: &mut TenantTx,
     user: UserId,
     role: Option<&str>,
     version: i64,
@@ -85,28 +56,24 @@ pub async fn apply_binding(
          WHERE EXCLUDED.version = 0 OR role_bindings.version < EXCLUDED.version \
          RETURNING true",
     )
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(user)
     .bind(role.unwrap_or(""))
     .bind(role.is_none())
     .bind(version)
-    .fetch_optional(conn)
+    .fetch_optional(&mut **tx)
     .await?;
     Ok(applied.is_some())
 }
 
-/// The user's role in the tenant, if they are a member. Needs a transaction scoped to `tenant`.
-pub async fn member_role(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
-) -> Result<Option<String>, Error> {
+/// The user's role in the transaction's tenant, if they are a member.
+pub async fn member_role(tx: &mut TenantTx, user: UserId) -> Result<Option<String>, Error> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT role FROM role_bindings WHERE tenant_id = $1 AND user_id = $2 AND NOT removed",
     )
-    .bind(tenant)
+    .bind(tx.tenant())
     .bind(user)
-    .fetch_optional(conn)
+    .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|(role,)| role))
 }

@@ -4,21 +4,34 @@ use chrono::{DateTime, Utc};
 use keel_kernel::{Error, UserId};
 use sqlx::PgConnection;
 
-use crate::domain::{DisplayName, Email};
+use crate::domain::{DisplayName, Email, User};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: UserId,
-    pub email: String,
-    pub display_name: String,
-    pub email_verified: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: UserId,
+    email: String,
+    display_name: String,
+    email_verified: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for User {
+    fn from(row: Row) -> User {
+        User {
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+            email_verified: row.email_verified,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 const COLUMNS: &str = "id, email, display_name, email_verified, created_at, updated_at";
 
-/// Insert a user and their password hash. A taken email is CONFLICT naming `email`.
+/// Insert a user and their password hash. A taken email (any case) is CONFLICT.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn create(
     conn: &mut PgConnection,
@@ -26,8 +39,8 @@ pub async fn create(
     email: &Email,
     display_name: &DisplayName,
     password_hash: &str,
-) -> Result<UserRow, Error> {
-    let user: UserRow = sqlx::query_as(&format!(
+) -> Result<User, Error> {
+    let user: Row = sqlx::query_as(&format!(
         "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -35,50 +48,50 @@ pub async fn create(
     .bind(display_name.as_str())
     .fetch_one(&mut *conn)
     .await
-    .map_err(|err| match Error::from(err) {
-        conflict if conflict.code() == keel_kernel::ErrorCode::Conflict => {
-            Error::conflict("email: an account with this email already exists")
-        }
-        other => other,
+    .map_err(|err| {
+        Error::from(err).on_constraint(
+            "users_email_key",
+            "email: an account with this email already exists",
+        )
     })?;
     sqlx::query("INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2)")
         .bind(id)
         .bind(password_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(user)
+    Ok(user.into())
 }
 
-pub async fn get(conn: &mut PgConnection, id: UserId) -> Result<Option<UserRow>, Error> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+pub async fn get(conn: &mut PgConnection, id: UserId) -> Result<Option<User>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(User::from))
 }
 
 /// The user with this email (any case) and their password hash.
 pub async fn find_for_login(
     conn: &mut PgConnection,
-    normalized_email: &str,
-) -> Result<Option<(UserRow, String)>, Error> {
+    email: &str,
+) -> Result<Option<(User, String)>, Error> {
     #[derive(sqlx::FromRow)]
-    struct Row {
+    struct WithHash {
         #[sqlx(flatten)]
-        user: UserRow,
+        user: Row,
         password_hash: String,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<WithHash> = sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.email_verified, u.created_at, u.updated_at, c.password_hash \
          FROM users u JOIN credentials c ON c.user_id = u.id WHERE lower(u.email) = $1",
     )
-    .bind(normalized_email)
+    .bind(Email::normalize(email))
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| (row.user, row.password_hash)))
+    Ok(row.map(|row| (row.user.into(), row.password_hash)))
 }
 
+/// The user's password hash, locked for the rest of the transaction.
 pub async fn password_hash(conn: &mut PgConnection, id: UserId) -> Result<Option<String>, Error> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT password_hash FROM credentials WHERE user_id = $1 FOR UPDATE")
@@ -105,21 +118,23 @@ pub async fn set_display_name(
     conn: &mut PgConnection,
     id: UserId,
     name: &DisplayName,
-) -> Result<Option<UserRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+) -> Result<Option<User>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(name.as_str())
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(User::from))
 }
 
-pub async fn mark_verified(conn: &mut PgConnection, id: UserId) -> Result<Option<UserRow>, Error> {
-    Ok(sqlx::query_as(&format!(
+pub async fn mark_verified(conn: &mut PgConnection, id: UserId) -> Result<Option<User>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(User::from))
 }

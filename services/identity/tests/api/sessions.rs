@@ -1,11 +1,9 @@
 //! Sessions: refresh rotation with reuse detection, logout, listing and revoking sessions.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
-mod common;
-
-use common::{TestApp, bearer, claims_of, code, unique_email};
+use crate::support::{TestApp, bearer, claims_of, code, unique_email};
 use keel_kernel::ErrorCode;
 use keel_proto::identity::v1 as pb;
+use keel_testkit::{assert_status, payload, violated_fields};
 
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token_and_keeps_the_session() {
@@ -34,25 +32,19 @@ async fn a_reused_refresh_token_revokes_the_whole_session() {
     let (user, first) = app.user(&unique_email("reuse")).await;
     let second = app.refresh(&first.refresh_token).await.expect("refresh");
 
-    let reuse = app
-        .refresh(&first.refresh_token)
-        .await
-        .expect_err("reuse is refused");
-    assert_eq!(code(&reuse), ErrorCode::Authn);
+    // reuse is refused
+    let reuse = assert_status(app.refresh(&first.refresh_token).await, ErrorCode::Authn);
     assert!(reuse.message().contains("revoked"), "{}", reuse.message());
     // The thief's reuse also ends the legitimate holder's newer token: the family is gone.
-    let newest = app
-        .refresh(&second.refresh_token)
-        .await
-        .expect_err("the family is revoked");
-    assert_eq!(code(&newest), ErrorCode::Authn);
+    // the family is revoked
+    assert_status(app.refresh(&second.refresh_token).await, ErrorCode::Authn);
 
     let revoked = app
         .published_eventually("identity.session.revoked", |e| {
             e.aggregate_id == claims_of(&first.access_token).sid.clone().unwrap()
         })
         .await;
-    let payload: pb::SessionRevoked = revoked.payload.as_ref().unwrap().to_msg().unwrap();
+    let payload = payload::<pb::SessionRevoked>(&revoked);
     assert_eq!(payload.user_id, user.to_string());
     assert_eq!(
         payload.reason,
@@ -78,20 +70,16 @@ async fn logout_ends_the_session_and_its_refresh_token() {
         .logout(bearer(pb::LogoutRequest {}, &pair.access_token))
         .await
         .expect("logout");
-    let after = app
-        .refresh(&pair.refresh_token)
-        .await
-        .expect_err("the session is over");
-    assert_eq!(code(&after), ErrorCode::Authn);
+    // the session is over
+    assert_status(app.refresh(&pair.refresh_token).await, ErrorCode::Authn);
     app.refresh(&other.refresh_token)
         .await
         .expect("other sessions are untouched");
-    let unauthenticated = app
-        .auth()
-        .logout(pb::LogoutRequest {})
-        .await
-        .expect_err("logout needs a token");
-    assert_eq!(code(&unauthenticated), ErrorCode::Authn);
+    // logout needs a token
+    assert_status(
+        app.auth().logout(pb::LogoutRequest {}).await,
+        ErrorCode::Authn,
+    );
 }
 
 #[tokio::test]
@@ -148,11 +136,8 @@ async fn users_list_their_live_sessions_newest_first_and_revoke_one() {
         ))
         .await
         .expect("revoke");
-    let err = app
-        .refresh(&pairs[0].refresh_token)
-        .await
-        .expect_err("revoked");
-    assert_eq!(code(&err), ErrorCode::Authn);
+    // revoked
+    assert_status(app.refresh(&pairs[0].refresh_token).await, ErrorCode::Authn);
     let after = app
         .users()
         .list_sessions(bearer(
@@ -172,18 +157,40 @@ async fn a_user_cannot_revoke_someone_elses_session() {
     let (_, alice) = app.user(&unique_email("alice")).await;
     let (_, bob) = app.user(&unique_email("bob")).await;
     let bobs_session = claims_of(&bob.access_token).sid.unwrap();
-    let err = app
-        .users()
-        .revoke_session(bearer(
-            pb::RevokeSessionRequest {
-                session_id: bobs_session,
-            },
-            &alice.access_token,
-        ))
-        .await
-        .expect_err("not hers");
-    assert_eq!(code(&err), ErrorCode::NotFound);
+    // not hers
+    assert_status(
+        app.users()
+            .revoke_session(bearer(
+                pb::RevokeSessionRequest {
+                    session_id: bobs_session,
+                },
+                &alice.access_token,
+            ))
+            .await,
+        ErrorCode::NotFound,
+    );
     app.refresh(&bob.refresh_token)
         .await
         .expect("bob's session lives on");
+}
+
+#[tokio::test]
+async fn a_negative_page_size_or_a_foreign_page_token_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let (_, pair) = app.user(&unique_email("pager")).await;
+    let refusals = [(-1, "", "page_size"), (0, "bm90LWEtdG9rZW4", "page_token")];
+    for (page_size, page_token, field) in refusals {
+        let listed = app
+            .users()
+            .list_sessions(bearer(
+                pb::ListSessionsRequest {
+                    page_size,
+                    page_token: page_token.into(),
+                },
+                &pair.access_token,
+            ))
+            .await;
+        let refused = assert_status(listed, ErrorCode::Validation);
+        assert_eq!(violated_fields(&refused), [field]);
+    }
 }

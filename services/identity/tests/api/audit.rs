@@ -1,10 +1,7 @@
 //! The audit log: every mutation is recorded with actor, tenant, action, target, request id and
 //! address; the service's own database role can add entries but never change or remove them.
-#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
-mod common;
-
-use common::{TestApp, bearer, unique_email};
+use crate::support::{TestApp, bearer, unique_email};
 use keel_proto::identity::v1 as pb;
 
 fn with_request_id<T>(mut request: tonic::Request<T>, id: &str, ip: &str) -> tonic::Request<T> {

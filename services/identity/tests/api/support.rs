@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use base64::Engine as _;
@@ -25,6 +24,8 @@ use keel_proto::identity::v1::access_service_client::AccessServiceClient;
 use keel_proto::identity::v1::auth_service_client::AuthServiceClient;
 use keel_proto::identity::v1::user_service_client::UserServiceClient;
 use keel_proto::tenancy::v1 as tenancy;
+use keel_testkit::EventLog;
+pub use keel_testkit::eventually;
 use keel_testkit::stack::{self, TestDatabase, TestNats};
 use prost::Message;
 use tonic::transport::Channel;
@@ -118,7 +119,7 @@ impl TestApp {
         let db_config = db.provision("identity").await;
         let nats = TestNats::start().await;
         let running =
-            keel_identity::app::build(config(db_config.clone(), &nats.url(), settings.clone()))
+            keel_identity::build(config(db_config.clone(), &nats.url(), settings.clone()))
                 .await
                 .expect("identity starts");
         let client = async_nats::connect(nats.url()).await.unwrap();
@@ -145,7 +146,7 @@ impl TestApp {
             running.stop().await.expect("identity stops");
         }
         adjust(&mut self.settings);
-        let running = keel_identity::app::build(config(
+        let running = keel_identity::build(config(
             self.db_config.clone(),
             &self.nats.url(),
             self.settings.clone(),
@@ -246,9 +247,13 @@ impl TestApp {
 
     /// A pool connected as identity's own role, with its search path.
     pub async fn service_pool(&self) -> sqlx::PgPool {
-        keel_kernel::db::connect("identity-test", &self.db_config, Duration::from_secs(5))
-            .await
-            .expect("service pool")
+        keel_kernel::db::connect(
+            "identity-test",
+            &self.db_config,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("service pool")
     }
 
     // -----------------------------------------------------------------------------------------
@@ -393,31 +398,12 @@ impl TestApp {
         (user, tenant, scoped)
     }
 
-    /// Identity's own events of `event_type`, as published to the test's JetStream.
+    /// Identity's own events of `event_type`, as published to the test's JetStream so far.
     pub async fn published(&self, event_type: &str) -> Vec<EventEnvelope> {
-        let stream = self.js.get_stream("EVENTS").await.expect("stream");
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::Config {
-                filter_subject: format!("events.{event_type}"),
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ack_policy: jetstream::consumer::AckPolicy::None,
-                ..Default::default()
-            })
+        EventLog::connect(&self.nats.url())
             .await
-            .expect("ephemeral consumer");
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1_000)
-            .expires(Duration::from_millis(500))
-            .messages()
+            .of_type(event_type, 0)
             .await
-            .expect("fetch");
-        let mut envelopes = Vec::new();
-        use futures::StreamExt;
-        while let Some(Ok(message)) = batch.next().await {
-            envelopes.push(EventEnvelope::decode(message.payload.clone()).expect("envelope"));
-        }
-        envelopes
     }
 
     /// Wait until identity has published at least one `event_type` event matching `pred`.
@@ -466,22 +452,6 @@ pub fn from_ip<T>(message: T, ip: &str) -> tonic::Request<T> {
         .metadata_mut()
         .insert("x-forwarded-for", ip.parse().unwrap());
     request
-}
-
-/// Poll `probe` until it yields a value (10 s at most).
-pub async fn eventually<T, F, Fut>(probe: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "condition not met within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The claims inside a token, unverified (the tests check what identity put there).

@@ -1,0 +1,16 @@
+//! Identity through its real gRPC listener, on a real Postgres and NATS. One test binary (one
+//! link) with a module per concern; every test starts its own identity on port 0.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
+
+mod support;
+
+mod accounts;
+mod api_keys;
+mod audit;
+mod config;
+mod isolation;
+mod jwks;
+mod roles;
+mod sessions;
+mod tenancy_events;
+mod with_tenancy;
