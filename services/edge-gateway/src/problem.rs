@@ -105,11 +105,7 @@ impl Problem {
         let problem = Problem {
             violations: error.violations().to_vec(),
             retry_after: error.retry_after(),
-            ..Problem::new(
-                error.code().http_status(),
-                error.code(),
-                error.message(),
-            )
+            ..Problem::new(error.code().http_status(), error.code(), error.message())
         };
         match error.code() {
             ErrorCode::Authn => {
