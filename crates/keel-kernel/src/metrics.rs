@@ -39,12 +39,14 @@ impl MetricsRegistry {
         }
     }
 
-    /// Add a metric; the handle passed in keeps reporting to it (clones share their value).
-    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+    /// Add a metric and hand it back: the returned handle reports to the registry (clones of a
+    /// metric share its value).
+    pub fn register<M: Metric + Clone>(&self, name: &str, help: &str, metric: M) -> M {
         self.registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .register(name, help, metric);
+            .register(name, help, metric.clone());
+        metric
     }
 
     /// Every registered series in OpenMetrics text (see [`CONTENT_TYPE`]).
@@ -109,53 +111,45 @@ impl Metrics {
     /// The kernel's series, on a new registry for `service`.
     pub fn new(service: &str) -> Metrics {
         let registry = Arc::new(MetricsRegistry::new(service));
-        let metrics = Metrics {
-            grpc_requests: Family::default(),
-            grpc_latency: Family::new_with_constructor(latency_histogram),
-            outbox_backlog: Gauge::default(),
-            outbox_published: Counter::default(),
-            consumer_lag: Family::default(),
-            consumer_handled: Family::default(),
-            dead_letters: Family::default(),
-            registry,
-        };
-        let registry = &metrics.registry;
-        registry.register(
-            "grpc_requests",
-            "Finished gRPC requests by method and status code",
-            metrics.grpc_requests.clone(),
-        );
-        registry.register(
-            "grpc_request_duration_seconds",
-            "gRPC request latency by method and status code",
-            metrics.grpc_latency.clone(),
-        );
-        registry.register(
-            "outbox_backlog",
-            "Outbox rows not yet published",
-            metrics.outbox_backlog.clone(),
-        );
-        registry.register(
-            "outbox_published",
-            "Outbox rows published to JetStream",
-            metrics.outbox_published.clone(),
-        );
-        registry.register(
-            "consumer_lag",
-            "Messages pending for a durable consumer",
-            metrics.consumer_lag.clone(),
-        );
-        registry.register(
-            "consumer_handled",
-            "Messages a consumer handled and acknowledged",
-            metrics.consumer_handled.clone(),
-        );
-        registry.register(
-            "dead_letters",
-            "Events in the dead-letter table by consumer",
-            metrics.dead_letters.clone(),
-        );
-        metrics
+        let on = &registry;
+        Metrics {
+            grpc_requests: on.register(
+                "grpc_requests",
+                "Finished gRPC requests by method and status code",
+                Family::default(),
+            ),
+            grpc_latency: on.register(
+                "grpc_request_duration_seconds",
+                "gRPC request latency by method and status code",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            outbox_backlog: on.register(
+                "outbox_backlog",
+                "Outbox rows not yet published",
+                Gauge::default(),
+            ),
+            outbox_published: on.register(
+                "outbox_published",
+                "Outbox rows published to JetStream",
+                Counter::default(),
+            ),
+            consumer_lag: on.register(
+                "consumer_lag",
+                "Messages pending for a durable consumer",
+                Family::default(),
+            ),
+            consumer_handled: on.register(
+                "consumer_handled",
+                "Messages a consumer handled and acknowledged",
+                Family::default(),
+            ),
+            dead_letters: on.register(
+                "dead_letters",
+                "Events in the dead-letter table by consumer",
+                Family::default(),
+            ),
+            registry: registry.clone(),
+        }
     }
 
     /// The registry these series are on: what the admin server serves.

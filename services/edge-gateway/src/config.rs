@@ -28,8 +28,9 @@ pub struct GatewayConfig {
     #[serde(default = "default_service")]
     pub service: String,
     pub http: HttpConfig,
-    /// A separate listener for `/metrics` (and `/healthz`, `/readyz`), so scrapes do not share the
-    /// public port. Without it `/metrics` is served on the main listener.
+    /// A separate listener for `/metrics` (and `/healthz`, `/readyz`): the kernel's admin server,
+    /// so scrapes do not share the public port. Without it `/metrics` is served on the main
+    /// listener.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
     /// Where identity publishes its JWKS, and the issuer and audience tokens must carry.

@@ -49,35 +49,30 @@ impl GatewayMetrics {
         let http_latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });
-        let metrics = GatewayMetrics {
-            http_requests: Family::default(),
-            http_latency,
-            upstream_calls: Family::default(),
-            rate_limited: Family::default(),
-            registry,
-        };
-        let registry = &metrics.registry;
-        registry.register(
-            "http_requests",
-            "Finished HTTP requests by route, method and status",
-            metrics.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route, method and status",
-            metrics.http_latency.clone(),
-        );
-        registry.register(
-            "upstream_calls",
-            "gRPC calls to upstreams by gRPC status",
-            metrics.upstream_calls.clone(),
-        );
-        registry.register(
-            "rate_limited",
-            "Requests refused by a rate limit",
-            metrics.rate_limited.clone(),
-        );
-        metrics
+        let on = &registry;
+        GatewayMetrics {
+            http_requests: on.register(
+                "http_requests",
+                "Finished HTTP requests by route, method and status",
+                Family::default(),
+            ),
+            http_latency: on.register(
+                "http_request_duration_seconds",
+                "HTTP request latency by route, method and status",
+                http_latency,
+            ),
+            upstream_calls: on.register(
+                "upstream_calls",
+                "gRPC calls to upstreams by gRPC status",
+                Family::default(),
+            ),
+            rate_limited: on.register(
+                "rate_limited",
+                "Requests refused by a rate limit",
+                Family::default(),
+            ),
+            registry: registry.clone(),
+        }
     }
 
     /// The registry these series are on: what `/metrics` serves.
