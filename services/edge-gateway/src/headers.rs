@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use keel_kernel::server::RequestId;
 
 use crate::auth::Principal;
 
@@ -66,15 +67,14 @@ pub fn is_reserved(name: &str) -> bool {
 /// The client's request id when it is short printable ASCII (it is logged and echoed), else a
 /// new UUIDv7. The same rule as the kernel's gRPC servers, so the id survives the hop unchanged.
 pub fn request_id(value: Option<&HeaderValue>) -> HeaderValue {
-    if let Some(value) = value {
-        let bytes = value.as_bytes();
-        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic) {
-            return value.clone();
-        }
+    if let Some(value) = value
+        && RequestId::from_header(value).is_some()
+    {
+        return value.clone();
     }
-    let id = uuid::Uuid::now_v7().to_string();
     // A UUID is always a valid header value.
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    HeaderValue::from_str(RequestId::generate().as_str())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// A `traceparent` worth forwarding as is: `00-<32 hex>-<16 hex>-<2 hex>`.

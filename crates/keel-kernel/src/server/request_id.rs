@@ -20,8 +20,9 @@ impl RequestId {
         &self.0
     }
 
-    /// Accept a caller's id only if it is short printable ASCII: it is logged and echoed.
-    fn from_header(value: &HeaderValue) -> Option<RequestId> {
+    /// Accept a caller's id only if it is short printable ASCII: it is logged and echoed. The
+    /// edge gateway applies the same rule, so an id survives the hop unchanged.
+    pub fn from_header(value: &HeaderValue) -> Option<RequestId> {
         let bytes = value.as_bytes();
         let sane =
             !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic);
@@ -29,7 +30,8 @@ impl RequestId {
         sane.then(|| RequestId(String::from_utf8_lossy(bytes).into_owned()))
     }
 
-    fn generate() -> RequestId {
+    /// A new id (UUIDv7), for a request that came without a usable one.
+    pub fn generate() -> RequestId {
         RequestId(uuid::Uuid::now_v7().to_string())
     }
 }
