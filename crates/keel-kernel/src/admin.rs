@@ -5,12 +5,15 @@
 //! - `/readyz`: 200 only when every readiness check passes, else 503 with the failing checks as
 //!   JSON; once shutdown starts it is 503 before anything else stops, so the load balancer
 //!   drains this instance while it still serves;
-//! - `/metrics`: the Prometheus registry;
+//! - `/metrics`: the process's Prometheus registry (whatever is registered on it: the kernel's
+//!   gRPC series, or the edge gateway's HTTP series);
 //! - `/dead-letters` (GET) and `/dead-letters/{id}/replay` (POST): the operator's view of events a
 //!   consumer gave up on, when the service consumes events;
 //! - whatever a service adds with [`AdminServer::routes`] (identity's JWKS).
 //!
 //! The port is for the cluster, never for the internet: Kubernetes exposes it only as a ClusterIP.
+//! A process that must answer probes on another listener too (the edge gateway without an admin
+//! port) serves the same endpoints from [`AdminServer::router`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminConfig;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, MetricsRegistry};
 
 /// A check slower than this counts as failing: a probe must answer within its own timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -114,17 +117,18 @@ pub struct AdminError {
 /// Builds the admin server.
 pub struct AdminServer {
     listen: SocketAddr,
-    metrics: Arc<Metrics>,
+    registry: Arc<MetricsRegistry>,
     checks: Vec<ReadinessCheck>,
     linger: Duration,
     extra: axum::Router,
 }
 
 impl AdminServer {
-    pub fn new(config: &AdminConfig, metrics: Arc<Metrics>) -> AdminServer {
+    /// `/metrics` serves `registry` (for a gRPC service, [`crate::metrics::Metrics::registry`]).
+    pub fn new(config: &AdminConfig, registry: Arc<MetricsRegistry>) -> AdminServer {
         AdminServer {
             listen: config.listen,
-            metrics,
+            registry,
             checks: Vec::new(),
             linger: Duration::ZERO,
             extra: axum::Router::new(),
@@ -180,6 +184,24 @@ impl AdminServer {
     }
 }
 
+impl AdminServer {
+    /// The endpoints without a listener of their own; `/readyz` turns 503 once `shutdown` is
+    /// cancelled.
+    pub fn router(self, shutdown: CancellationToken) -> axum::Router {
+        let state = AdminState {
+            registry: self.registry,
+            checks: self.checks.into(),
+            shutdown,
+        };
+        axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(state)
+            .merge(self.extra)
+    }
+}
+
 /// A bound, not yet serving, admin server.
 pub struct BoundAdmin {
     /// The address actually bound.
@@ -190,7 +212,7 @@ pub struct BoundAdmin {
 
 #[derive(Clone)]
 struct AdminState {
-    metrics: Arc<Metrics>,
+    registry: Arc<MetricsRegistry>,
     checks: Arc<[ReadinessCheck]>,
     shutdown: CancellationToken,
 }
@@ -198,18 +220,8 @@ struct AdminState {
 impl BoundAdmin {
     /// Serve until `shutdown` is cancelled and the linger period has passed.
     pub async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let state = AdminState {
-            metrics: self.server.metrics,
-            checks: self.server.checks.into(),
-            shutdown: shutdown.clone(),
-        };
-        let router = axum::Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .with_state(state)
-            .merge(self.server.extra);
         let linger = self.server.linger;
+        let router = self.server.router(shutdown.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
@@ -255,7 +267,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 async fn metrics_text(State(state): State<AdminState>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics.encode(),
+        state.registry.encode(),
     )
         .into_response()
 }

@@ -132,7 +132,7 @@ impl<S> Platform<S> {
             .bind()
             .await
             .map_err(|err| Error::internal(anyhow::anyhow!("{err}")))?;
-        let admin = AdminServer::new(&self.config.admin, self.metrics.clone())
+        let admin = AdminServer::new(&self.config.admin, self.metrics.registry())
             .readiness(ReadinessCheck::postgres(self.db.clone()))
             .readiness(ReadinessCheck::nats(self.nats.clone()))
             .dead_letters(self.db.clone())

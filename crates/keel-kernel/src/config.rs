@@ -2,7 +2,9 @@
 //!
 //! `KEEL__DATABASE__URL=postgres://...` overrides `database.url`; every section and key can be
 //! overridden this way (values are read as YAML scalars, so numbers and booleans work). Start-up
-//! fails with an error naming the key at fault. Secrets are `SecretString`: redacted in `Debug`.
+//! fails with an error naming the key at fault, and its line when the fault is in the file. The
+//! same loader ([`parse_with_env`]) reads the edge gateway's file. Secrets are `SecretString`:
+//! redacted in `Debug`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,13 +23,21 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid YAML: {source}")]
-    Parse {
+    /// A fault in the file itself, at its line. Shape and value errors keep serde_yaml's message,
+    /// which also gives the column.
+    #[error("{path} line {line}: {message}")]
+    AtLine {
         path: PathBuf,
-        source: serde_yaml::Error,
+        line: usize,
+        message: String,
     },
+    /// A fault in a file that has no line to point at (an empty document, say).
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    /// A bad value found once the file and the environment are merged (so no line), or by
+    /// validation.
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -273,10 +283,7 @@ impl Default for ConsumerConfig {
 impl<S: DeserializeOwned + Validate + Default> Config<S> {
     /// Load from `path`, apply `KEEL__*` overrides from the process environment, validate.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = read(path)?;
         Self::from_yaml(&text, path, std::env::vars())
     }
 
@@ -286,19 +293,7 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
         origin: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut tree: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
-                path: origin.to_owned(),
-                source,
-            })?;
-        apply_env_overrides(&mut tree, env)?;
-        let config: Config<S> = serde_path_to_error::deserialize(tree).map_err(|err| {
-            let key = err.path().to_string();
-            ConfigError::invalid(
-                if key == "." { "(root)".into() } else { key },
-                err.into_inner().to_string(),
-            )
-        })?;
+        let config: Config<S> = parse_with_env(text, origin, env)?;
         config.validate()?;
         Ok(config)
     }
@@ -364,16 +359,33 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
     }
 }
 
-/// `a.b.c` → `["a", "b", "c"]` from `KEEL__A__B__C`; each value is parsed as a YAML scalar.
-fn apply_env_overrides(
-    tree: &mut serde_yaml::Value,
+/// Read a config file, naming it in the error.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parse YAML `text` (read from `origin`) into `T`, then let `KEEL__A__B=v` variables among
+/// `env` override key `a.b`. Without overrides the text is deserialized directly, so a bad key or
+/// value is reported at its line; with them, errors name the key (the value may not come from the
+/// file at all).
+pub fn parse_with_env<T: DeserializeOwned>(
+    text: &str,
+    origin: &Path,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<T, ConfigError> {
     let prefix = format!("{ENV_PREFIX}__");
     let mut overrides: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(&prefix))
         .collect();
+    if overrides.is_empty() {
+        return parse(text, origin);
+    }
+    // Errors in the file itself are still caught with their line first.
+    let mut tree: serde_yaml::Value = parse(text, origin)?;
     // Deterministic order, so `A__B` and `A__B__C` conflicts always resolve the same way.
     overrides.sort();
     for (var, raw) in overrides {
@@ -393,9 +405,42 @@ fn apply_env_overrides(
             }
             Ok(scalar) => scalar,
         };
-        set_path(tree, &keys, value).map_err(|message| ConfigError::Env { var, message })?;
+        set_path(&mut tree, &keys, value).map_err(|message| ConfigError::Env { var, message })?;
     }
-    Ok(())
+    serde_path_to_error::deserialize(tree)
+        .map_err(|err| ConfigError::invalid(key_name(err.path()), err.into_inner().to_string()))
+}
+
+/// Parse YAML `text` (read from `origin`) into `T`, with no environment overrides (a file that
+/// is not the main one, such as the gateway's route table). Errors carry the line and the key.
+pub fn parse<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(|err| {
+        let key = key_name(err.path());
+        let inner = err.into_inner();
+        let message = if key == ROOT {
+            inner.to_string()
+        } else {
+            format!("key `{key}`: {inner}")
+        };
+        match inner.location() {
+            Some(at) => ConfigError::AtLine {
+                path: origin.to_owned(),
+                line: at.line(),
+                message,
+            },
+            None => ConfigError::File {
+                path: origin.to_owned(),
+                message,
+            },
+        }
+    })
+}
+
+const ROOT: &str = "(root)";
+
+fn key_name(path: &serde_path_to_error::Path) -> String {
+    let key = path.to_string();
+    if key == "." { ROOT.into() } else { key }
 }
 
 fn set_path(
@@ -421,6 +466,49 @@ fn set_path(
         node = slot;
     }
     Ok(())
+}
+
+/// Where a YAML document came from, kept so that faults found after parsing (a reference to
+/// something that does not exist) can still point at a line.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    /// An error at the first line mentioning `needle` (a name the file itself spelled).
+    pub fn error_at(&self, needle: &str, message: impl Into<String>) -> ConfigError {
+        let message = message.into();
+        match locate(&self.text, needle) {
+            Some(line) => ConfigError::AtLine {
+                path: self.path.clone(),
+                line,
+                message,
+            },
+            None => ConfigError::File {
+                path: self.path.clone(),
+                message,
+            },
+        }
+    }
+}
+
+/// The 1-based line of the first occurrence of `needle` as a whole YAML token.
+fn locate(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let code = line.split(" #").next().unwrap_or(line);
+            code.match_indices(needle).any(|(at, _)| {
+                let before = code[..at].chars().next_back();
+                let after = code[at + needle.len()..].chars().next();
+                let boundary = |c: Option<char>| {
+                    c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                };
+                boundary(before) && boundary(after)
+            })
+        })
+        .map(|index| index + 1)
 }
 
 pub(crate) fn is_sql_identifier(name: &str) -> bool {
@@ -498,6 +586,14 @@ auth: { jwks_url: "http://127.0.0.1:1/jwks", issuer: keel, audience: keel }
         let err = load(&format!("{BASE}\ntelemetry: {{ log_levle: debug }}\n"), &[]).unwrap_err();
         assert!(err.to_string().contains("telemetry"), "{err}");
         assert!(err.to_string().contains("log_levle"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_is_reported_at_its_line() {
+        let err = load(&format!("{BASE}grpc:\n  request_timeout_ms: soon\n"), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::AtLine { line: 7, .. }), "{text}");
+        assert!(text.contains("grpc.request_timeout_ms"), "{text}");
     }
 
     #[test]

@@ -1,21 +1,72 @@
-//! Prometheus metrics: one registry per process, shared as `Arc<Metrics>` by the gRPC server, the
-//! outbox relay and the consumers, and served as text on the admin port's `/metrics`.
+//! Prometheus metrics: one [`MetricsRegistry`] per process, served as text on the admin port's
+//! `/metrics`. [`Metrics`] registers the kernel's series on it (shared as `Arc<Metrics>` by the
+//! gRPC server, the outbox relay and the consumers); a process with series of its own (the edge
+//! gateway's HTTP metrics) registers them on the same kind of registry.
 //!
 //! Every series carries a constant `service` label, so dashboards can aggregate the mesh without
 //! each call site repeating it. Names are prefixed `keel_`; counters get the OpenMetrics `_total`
 //! suffix from the encoder.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
-/// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes).
+/// The `Content-Type` of [`MetricsRegistry::encode`]'s output (OpenMetrics text, which
+/// Prometheus scrapes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A process's Prometheus registry, with the platform's conventions (the `keel_` prefix and a
+/// constant `service` label). Registration takes `&self`, so the registry can be shared (with
+/// the admin server) before everything that reports on it is built.
+pub struct MetricsRegistry {
+    registry: Mutex<Registry>,
+}
+
+impl MetricsRegistry {
+    pub fn new(service: &str) -> MetricsRegistry {
+        let registry = Registry::with_prefix_and_labels(
+            "keel",
+            [(Cow::Borrowed("service"), Cow::Owned(service.to_owned()))].into_iter(),
+        );
+        MetricsRegistry {
+            registry: Mutex::new(registry),
+        }
+    }
+
+    /// Add a metric and hand it back: the returned handle reports to the registry (clones of a
+    /// metric share its value).
+    pub fn register<M: Metric + Clone>(&self, name: &str, help: &str, metric: M) -> M {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric.clone());
+        metric
+    }
+
+    /// Every registered series in OpenMetrics text (see [`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writing into a String cannot fail; an error could only come from a metric's own encoder,
+        // and then a partial page is still more useful to a scraper than none.
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %err, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for MetricsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsRegistry").finish_non_exhaustive()
+    }
+}
 
 /// Labels of the per-RPC series. `method` is the gRPC path (`/identity.v1.Users/Get`), `code` the
 /// numeric gRPC status as text (`"0"` for OK), so it joins with gRPC's own tooling.
@@ -48,7 +99,7 @@ pub struct Metrics {
     pub consumer_handled: Family<ConsumerLabels, Counter>,
     /// Rows in the dead-letter table, by consumer.
     pub dead_letters: Family<ConsumerLabels, Gauge>,
-    registry: Registry,
+    registry: Arc<MetricsRegistry>,
 }
 
 /// 1 ms to ~16 s in doublings: covers a cache hit through a request that hits its deadline.
@@ -57,60 +108,53 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The kernel's series, on a new registry for `service`.
     pub fn new(service: &str) -> Metrics {
-        let mut registry = Registry::with_prefix_and_labels(
-            "keel",
-            [(Cow::Borrowed("service"), Cow::Owned(service.to_owned()))].into_iter(),
-        );
-        let metrics = Metrics {
-            grpc_requests: Family::default(),
-            grpc_latency: Family::new_with_constructor(latency_histogram),
-            outbox_backlog: Gauge::default(),
-            outbox_published: Counter::default(),
-            consumer_lag: Family::default(),
-            consumer_handled: Family::default(),
-            dead_letters: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "grpc_requests",
-            "Finished gRPC requests by method and status code",
-            metrics.grpc_requests.clone(),
-        );
-        registry.register(
-            "grpc_request_duration_seconds",
-            "gRPC request latency by method and status code",
-            metrics.grpc_latency.clone(),
-        );
-        registry.register(
-            "outbox_backlog",
-            "Outbox rows not yet published",
-            metrics.outbox_backlog.clone(),
-        );
-        registry.register(
-            "outbox_published",
-            "Outbox rows published to JetStream",
-            metrics.outbox_published.clone(),
-        );
-        registry.register(
-            "consumer_lag",
-            "Messages pending for a durable consumer",
-            metrics.consumer_lag.clone(),
-        );
-        registry.register(
-            "consumer_handled",
-            "Messages a consumer handled and acknowledged",
-            metrics.consumer_handled.clone(),
-        );
-        registry.register(
-            "dead_letters",
-            "Events in the dead-letter table by consumer",
-            metrics.dead_letters.clone(),
-        );
+        let registry = Arc::new(MetricsRegistry::new(service));
+        let on = &registry;
         Metrics {
-            registry,
-            ..metrics
+            grpc_requests: on.register(
+                "grpc_requests",
+                "Finished gRPC requests by method and status code",
+                Family::default(),
+            ),
+            grpc_latency: on.register(
+                "grpc_request_duration_seconds",
+                "gRPC request latency by method and status code",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            outbox_backlog: on.register(
+                "outbox_backlog",
+                "Outbox rows not yet published",
+                Gauge::default(),
+            ),
+            outbox_published: on.register(
+                "outbox_published",
+                "Outbox rows published to JetStream",
+                Counter::default(),
+            ),
+            consumer_lag: on.register(
+                "consumer_lag",
+                "Messages pending for a durable consumer",
+                Family::default(),
+            ),
+            consumer_handled: on.register(
+                "consumer_handled",
+                "Messages a consumer handled and acknowledged",
+                Family::default(),
+            ),
+            dead_letters: on.register(
+                "dead_letters",
+                "Events in the dead-letter table by consumer",
+                Family::default(),
+            ),
+            registry: registry.clone(),
         }
+    }
+
+    /// The registry these series are on: what the admin server serves.
+    pub fn registry(&self) -> Arc<MetricsRegistry> {
+        self.registry.clone()
     }
 
     /// Record one finished RPC.
@@ -125,13 +169,7 @@ impl Metrics {
 
     /// The registry in OpenMetrics text (see [`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an error could only come from a metric's own encoder,
-        // and then a partial page is still more useful to a scraper than none.
-        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(error = %err, "encoding metrics failed");
-        }
-        out
+        self.registry.encode()
     }
 }
 

@@ -194,7 +194,7 @@ async fn start_admin(
     let config = AdminConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
     };
-    let mut admin = AdminServer::new(&config, metrics).linger(linger);
+    let mut admin = AdminServer::new(&config, metrics.registry()).linger(linger);
     for check in checks {
         admin = admin.readiness(check);
     }

@@ -1,6 +1,7 @@
 //! Wiring: build the gateway from its configuration and descriptors, bind, serve, shut down.
 //!
 //! Tests call the same [`Application::build`] with `127.0.0.1:0`, so what is tested is what runs.
+//! The admin listener, when configured, is the kernel's admin server ([`keel_kernel::admin`]).
 //! Shutdown: `/readyz` turns 503 first, then the listener stops accepting and in-flight requests
 //! (open streams included) get `http.shutdown_grace_ms` to finish before they are cut.
 
@@ -13,8 +14,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use keel_kernel::admin::AdminError;
+
 use crate::config::{ConfigError, Loaded};
-use crate::gateway::{Gateway, handle, handle_admin};
+use crate::gateway::{Gateway, handle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -26,6 +29,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Admin(#[from] AdminError),
 }
 
 /// A serving gateway.
@@ -47,14 +52,10 @@ impl Application {
         let listener = bind(config.http.listen, "http.listen").await?;
         let addr = local_addr(&listener, config.http.listen, "http.listen")?;
         let admin = match &config.admin {
-            Some(admin) => {
-                let listener = bind(admin.listen, "admin.listen").await?;
-                let addr = local_addr(&listener, admin.listen, "admin.listen")?;
-                Some((listener, addr))
-            }
+            Some(admin) => Some(gateway.endpoints.admin_server(admin).bind().await?),
             None => None,
         };
-        let admin_addr = admin.as_ref().map(|(_, addr)| *addr);
+        let admin_addr = admin.as_ref().map(|admin| admin.local_addr);
         tracing::info!(%addr, admin = ?admin_addr, routes = gateway.router().bindings().len(), "edge gateway serving");
 
         let warm = gateway.clone();
@@ -71,23 +72,15 @@ impl Application {
         )
         .with_graceful_shutdown(drain.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { serving.await });
-        let admin_task = admin.map(|(listener, _)| {
-            let app = axum::Router::new()
-                .fallback(handle_admin)
-                .with_state(gateway.clone());
-            let stop = drain.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
-        });
+        // The admin listener stops with the public one's drain, as `/readyz` turns 503.
+        let admin_task =
+            admin.map(|admin| tokio::spawn(admin.serve(gateway.endpoints.shutdown_token())));
         let grace = Duration::from_millis(config.http.shutdown_grace_ms);
         let ready = gateway.clone();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             stop.cancelled().await;
-            ready.readiness.begin_shutdown();
+            ready.endpoints.begin_shutdown();
             drain.cancel();
             match tokio::time::timeout(grace, &mut server).await {
                 Ok(Ok(Ok(()))) => {}

@@ -6,7 +6,8 @@
 //! shape and value errors come from serde_yaml with their location; references that can only be
 //! checked later (an upstream or proto method that does not exist) are located by searching the
 //! text for the offending name. `KEEL__SECTION__KEY` environment variables override keys of the
-//! main file, as in every other service.
+//! main file, as in every other service: the loader, its errors and the line search are the
+//! kernel's ([`keel_kernel::config`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,32 +16,9 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use keel_kernel::config::{AuthConfig, TelemetryConfig};
+pub use keel_kernel::config::{AdminConfig, ConfigError, Source, parse, parse_with_env};
+use keel_kernel::config::{AuthConfig, TelemetryConfig, read};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-
-/// Environment variables `KEEL__A__B=v` override key `a.b` of the main file.
-const ENV_PREFIX: &str = "KEEL__";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// serde_yaml's message already ends with "at line L column C".
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path} line {line}: {message}")]
-    AtLine {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("environment variable {var}: {message}")]
-    Env { var: String, message: String },
-}
 
 /// `config/edge-gateway.yaml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,8 +28,9 @@ pub struct GatewayConfig {
     #[serde(default = "default_service")]
     pub service: String,
     pub http: HttpConfig,
-    /// A separate listener for `/metrics` (and `/healthz`, `/readyz`), so scrapes do not share the
-    /// public port. Without it `/metrics` is served on the main listener.
+    /// A separate listener for `/metrics` (and `/healthz`, `/readyz`): the kernel's admin server,
+    /// so scrapes do not share the public port. Without it `/metrics` is served on the main
+    /// listener.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
     /// Where identity publishes its JWKS, and the issuer and audience tokens must carry.
@@ -91,12 +70,6 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_shutdown_grace_ms() -> u64 {
     10_000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    pub listen: SocketAddr,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,48 +337,6 @@ pub struct Loaded {
     pub routes_source: Source,
 }
 
-/// Where a YAML document came from, kept to point at lines.
-#[derive(Debug, Clone, Default)]
-pub struct Source {
-    pub path: PathBuf,
-    pub text: String,
-}
-
-impl Source {
-    /// An error at the first line mentioning `needle` (a name the file itself spelled).
-    pub fn error_at(&self, needle: &str, message: impl Into<String>) -> ConfigError {
-        let message = message.into();
-        match locate(&self.text, needle) {
-            Some(line) => ConfigError::AtLine {
-                path: self.path.clone(),
-                line,
-                message,
-            },
-            None => ConfigError::Invalid {
-                path: self.path.clone(),
-                message,
-            },
-        }
-    }
-}
-
-/// The 1-based line of the first occurrence of `needle` as a whole YAML token.
-fn locate(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            let code = line.split(" #").next().unwrap_or(line);
-            code.match_indices(needle).any(|(at, _)| {
-                let before = code[..at].chars().next_back();
-                let after = code[at + needle.len()..].chars().next();
-                let boundary = |c: Option<char>| {
-                    c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
-                };
-                boundary(before) && boundary(after)
-            })
-        })
-        .map(|index| index + 1)
-}
-
 impl Loaded {
     /// Read the main file at `path` (with `KEEL__*` overrides from the process environment) and
     /// the route table it names.
@@ -437,110 +368,23 @@ impl Loaded {
     }
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Parse YAML straight from text, so errors keep their line and column.
-pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    serde_yaml::from_str(text).map_err(|err| ConfigError::Invalid {
-        path: path.to_owned(),
-        message: err.to_string(),
-    })
-}
-
-/// Parse the main file, applying `KEEL__*` overrides. Without overrides the text is parsed
-/// directly (errors carry lines); with them, errors name the key instead.
-pub fn parse_with_env<T: DeserializeOwned>(
-    text: &str,
-    path: &Path,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<T, ConfigError> {
-    let mut overrides: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    if overrides.is_empty() {
-        return parse(text, path);
-    }
-    // Catch errors in the file itself with their line first.
-    let mut tree: serde_yaml::Value = parse(text, path)?;
-    overrides.sort();
-    for (var, raw) in overrides {
-        let keys: Vec<String> = var[ENV_PREFIX.len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect();
-        if keys.iter().any(String::is_empty) {
-            return Err(ConfigError::Env {
-                var,
-                message: "empty key segment".into(),
-            });
-        }
-        let value = match serde_yaml::from_str::<serde_yaml::Value>(&raw) {
-            Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)) | Err(_) => {
-                serde_yaml::Value::String(raw)
-            }
-            Ok(scalar) => scalar,
-        };
-        set_path(&mut tree, &keys, value).map_err(|message| ConfigError::Env { var, message })?;
-    }
-    serde_path_to_error::deserialize(tree).map_err(|err| ConfigError::Invalid {
-        path: path.to_owned(),
-        message: format!(
-            "key `{}` (after environment overrides): {}",
-            err.path(),
-            err.inner()
-        ),
-    })
-}
-
-fn set_path(
-    tree: &mut serde_yaml::Value,
-    keys: &[String],
-    value: serde_yaml::Value,
-) -> Result<(), String> {
-    let mut node = tree;
-    for (depth, key) in keys.iter().enumerate() {
-        if node.is_null() {
-            *node = serde_yaml::Value::Mapping(Default::default());
-        }
-        let map = node
-            .as_mapping_mut()
-            .ok_or_else(|| format!("`{}` is not a section", keys[..depth].join(".")))?;
-        let slot = map
-            .entry(serde_yaml::Value::String(key.clone()))
-            .or_insert(serde_yaml::Value::Null);
-        if depth + 1 == keys.len() {
-            *slot = value;
-            return Ok(());
-        }
-        node = slot;
-    }
-    Ok(())
-}
-
 /// Checks across sections. Checks against the descriptors happen when the router is built.
 fn validate(
     config: &GatewayConfig,
     routes: &RouteTable,
     source: &Source,
 ) -> Result<(), ConfigError> {
-    let main = || PathBuf::from("edge-gateway config");
     if !config.auth.jwks_url.starts_with("http://") {
-        return Err(ConfigError::Invalid {
-            path: main(),
-            message: "auth.jwks_url must be an http:// URL".into(),
-        });
+        return Err(ConfigError::invalid(
+            "auth.jwks_url",
+            "must be an http:// URL",
+        ));
     }
     if config.http.max_body_bytes == 0 {
-        return Err(ConfigError::Invalid {
-            path: main(),
-            message: "http.max_body_bytes must be positive".into(),
-        });
+        return Err(ConfigError::invalid(
+            "http.max_body_bytes",
+            "must be positive",
+        ));
     }
     let known = |name: &str| routes.upstreams.contains_key(name);
     for (service, route) in &routes.services {

@@ -12,11 +12,14 @@
 //!
 //! Every answer, whichever step produced it, leaves through [`handle`], which adds the request
 //! id, the security and CORS headers, records metrics and logs once.
+//!
+//! Before routing, the gateway's own paths (probes, metrics, OpenAPI, docs) are answered by
+//! [`crate::endpoints`]; the rate-limit key is chosen in [`crate::ratelimit`]; what reaches the
+//! upstream as metadata is decided in [`crate::headers`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -32,18 +35,19 @@ use prost_reflect::DescriptorPool;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, Principal};
-use crate::config::{ConfigError, Loaded, RateLimits, RateSpec};
+use crate::config::{ConfigError, Loaded};
 use crate::cors::{Cors, security_headers};
+use crate::endpoints::{Endpoints, JwksReadiness};
 use crate::entitlements::Entitlements;
-use crate::headers::{self, REQUEST_ID};
+use crate::headers::{self, Forwarding, REQUEST_ID};
 use crate::metrics::GatewayMetrics;
+use crate::openapi;
 use crate::problem::Problem;
-use crate::ratelimit::{Decision, Limiter, ceil_secs};
+use crate::ratelimit::{self, Decision, RateLimiting, ceil_secs};
 use crate::router::{Binding, BodyRule, Lookup, Route, Router};
 use crate::stream::{self, Format, StreamContext};
 use crate::transcode::{self, Incoming};
 use crate::upstream::{CallError, Upstream};
-use crate::{docs, openapi};
 
 /// Everything a request needs, built once at start and shared.
 pub struct Gateway {
@@ -52,33 +56,14 @@ pub struct Gateway {
     upstreams: HashMap<String, Upstream>,
     auth: Authenticator,
     entitlements: Option<Entitlements>,
-    limiter: Limiter,
-    limits: RateLimits,
+    rate_limits: RateLimiting,
     cors: Cors,
-    forward: Vec<HeaderName>,
+    forwarding: Forwarding,
     max_body: usize,
-    trust_forwarded_for: bool,
     hsts: bool,
-    /// Without an admin listener, `/metrics` is served here.
-    metrics_here: bool,
-    openapi: Bytes,
+    jwks: Arc<JwksReadiness>,
+    pub endpoints: Endpoints,
     pub metrics: GatewayMetrics,
-    pub readiness: Readiness,
-}
-
-/// `/readyz`: ready once identity's signing keys have been loaded, unready from the moment
-/// shutdown starts.
-#[derive(Default)]
-pub struct Readiness {
-    shutting_down: AtomicBool,
-    keys_loaded: AtomicBool,
-    last_attempt: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Readiness {
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-    }
 }
 
 impl Gateway {
@@ -90,12 +75,9 @@ impl Gateway {
             .iter()
             .map(|(name, config)| (name.clone(), Upstream::new(name, config)))
             .collect();
-        let verifier = keel_kernel::JwtVerifier::new(&loaded.config.auth).map_err(|err| {
-            ConfigError::Invalid {
-                path: "edge-gateway config".into(),
-                message: err.to_string(),
-            }
-        })?;
+        let verifier = keel_kernel::JwtVerifier::new(&loaded.config.auth)
+            .map_err(|err| ConfigError::invalid("auth", err.to_string()))?;
+        let jwks = Arc::new(JwksReadiness::new(verifier.clone()));
         let exchange = routes.api_keys.as_ref().and_then(|keys| {
             upstreams
                 .get(&keys.upstream)
@@ -110,31 +92,33 @@ impl Gateway {
         let forward: Vec<HeaderName> = routes.forward_headers.iter().map(|h| h.0.clone()).collect();
         let openapi = openapi::document(&router, pool, &loaded.config.service);
         let openapi = Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
+        let metrics = GatewayMetrics::new(&loaded.config.service);
+        let endpoints = Endpoints::new(
+            metrics.registry(),
+            jwks.clone(),
+            openapi,
+            loaded.config.admin.is_none(),
+        );
         Ok(Gateway {
             service: loaded.config.service.clone(),
             router,
             upstreams,
             auth,
             entitlements,
-            limiter: Limiter::new(),
-            limits: routes.rate_limits.clone(),
+            rate_limits: RateLimiting::new(routes.rate_limits.clone()),
             cors: Cors::new(&routes.cors, &forward),
-            forward,
+            forwarding: Forwarding::new(forward, loaded.config.http.trust_forwarded_for),
             max_body: loaded.config.http.max_body_bytes,
-            trust_forwarded_for: loaded.config.http.trust_forwarded_for,
             hsts: loaded.config.http.hsts,
-            metrics_here: loaded.config.admin.is_none(),
-            openapi,
-            metrics: GatewayMetrics::new(&loaded.config.service),
-            readiness: Readiness::default(),
+            jwks,
+            endpoints,
+            metrics,
         })
     }
 
     /// Load identity's signing keys now (start-up warm-up); failures are retried by `/readyz`.
     pub async fn warm_up(&self) {
-        if self.auth.verifier().refresh().await.is_ok() {
-            self.readiness.keys_loaded.store(true, Ordering::SeqCst);
-        }
+        self.jwks.warm_up().await;
     }
 
     pub fn router(&self) -> &Router {
@@ -188,21 +172,6 @@ pub async fn handle(
     response
 }
 
-/// The handler for the admin listener: probes and metrics only.
-pub async fn handle_admin(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let request_id = headers::request_id(request.headers().get(REQUEST_ID));
-    let mut response = match gateway
-        .own(request.method(), request.uri().path(), true, &request_id)
-        .await
-    {
-        Some(response) => response,
-        None => Problem::not_found(format!("no route for {}", request.uri().path()))
-            .into_response(&request_id),
-    };
-    response.headers_mut().insert(REQUEST_ID, request_id);
-    response
-}
-
 impl Gateway {
     async fn dispatch<'g>(
         &'g self,
@@ -212,10 +181,7 @@ impl Gateway {
     ) -> (&'g str, Response) {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        if let Some(response) = self
-            .own(&parts.method, path, self.metrics_here, request_id)
-            .await
-        {
+        if let Some(response) = self.endpoints.answer(&parts.method, path, request_id).await {
             return ("gateway", response);
         }
         if Cors::is_preflight(&parts.method, &parts.headers) {
@@ -258,7 +224,7 @@ impl Gateway {
             Lookup::Found { binding, segments } => {
                 let route = &binding.route;
                 tracing::Span::current().record("route", route.id.as_str());
-                let client = self.client_ip(&parts.headers, peer);
+                let client = self.forwarding.client_ip(&parts.headers, peer);
                 let mut limit = None;
                 let outcome = self
                     .forward(
@@ -268,97 +234,11 @@ impl Gateway {
                 let mut response =
                     outcome.unwrap_or_else(|problem| problem.into_response(request_id));
                 if let Some(decision) = limit {
-                    rate_limit_headers(response.headers_mut(), &decision);
+                    ratelimit::set_headers(response.headers_mut(), &decision);
                 }
                 (route.id.as_str(), response)
             }
         }
-    }
-
-    /// The gateway's own endpoints, or `None` for every other path.
-    async fn own(
-        &self,
-        method: &Method,
-        path: &str,
-        metrics: bool,
-        request_id: &HeaderValue,
-    ) -> Option<Response> {
-        let known = matches!(
-            path,
-            "/healthz"
-                | "/readyz"
-                | "/openapi.json"
-                | "/docs"
-                | "/docs/"
-                | docs::SCRIPT_PATH
-                | docs::STYLE_PATH
-        ) || (metrics && path == "/metrics");
-        if !known {
-            return None;
-        }
-        if method != Method::GET && method != Method::HEAD {
-            let problem = Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                keel_kernel::ErrorCode::Validation,
-                format!("{method} is not allowed here; use GET"),
-            )
-            .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Some(problem.into_response(request_id));
-        }
-        Some(match path {
-            "/healthz" => text_response(
-                StatusCode::OK,
-                "text/plain; charset=utf-8",
-                Bytes::from_static(b"ok\n"),
-            ),
-            "/readyz" => self.readyz().await,
-            "/metrics" => text_response(
-                StatusCode::OK,
-                crate::metrics::CONTENT_TYPE,
-                Bytes::from(self.metrics.encode()),
-            ),
-            "/openapi.json" => {
-                text_response(StatusCode::OK, "application/json", self.openapi.clone())
-            }
-            _ => docs::asset(path),
-        })
-    }
-
-    async fn readyz(&self) -> Response {
-        let unready = |reason: &str| {
-            let body = serde_json::json!({ "status": "unready", "failing": [{ "check": reason }] });
-            text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                Bytes::from(body.to_string()),
-            )
-        };
-        let readiness = &self.readiness;
-        if readiness.shutting_down.load(Ordering::SeqCst) {
-            return unready("shutdown");
-        }
-        if !readiness.keys_loaded.load(Ordering::SeqCst) {
-            let due = {
-                let mut last = readiness
-                    .last_attempt
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
-                if due {
-                    *last = Some(Instant::now());
-                }
-                due
-            };
-            if !due || self.auth.verifier().refresh().await.is_err() {
-                return unready("jwks");
-            }
-            readiness.keys_loaded.store(true, Ordering::SeqCst);
-        }
-        text_response(
-            StatusCode::OK,
-            "application/json",
-            Bytes::from_static(br#"{"status":"ready"}"#),
-        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -399,7 +279,7 @@ impl Gateway {
         {
             check_tenant(principal, &captures[index].1)?;
         }
-        let decision = self.rate_limit(route, principal.as_ref(), client);
+        let decision = self.rate_limits.check(route, principal.as_ref(), client);
         if let Some((policy, decision)) = decision {
             *limit = Some(decision);
             if !decision.allowed {
@@ -448,7 +328,9 @@ impl Gateway {
                 body: &body,
             },
         )?;
-        let metadata = self.metadata(&parts.headers, principal.as_ref(), request_id, client, peer);
+        let metadata =
+            self.forwarding
+                .metadata(&parts.headers, principal.as_ref(), request_id, client, peer);
         let upstream = self
             .upstreams
             .get(&route.upstream)
@@ -507,110 +389,6 @@ impl Gateway {
             }
         }
     }
-
-    /// The bucket and policy for this request, if any applies.
-    fn rate_limit<'a>(
-        &'a self,
-        route: &'a Route,
-        principal: Option<&Principal>,
-        client: IpAddr,
-    ) -> Option<(&'a str, Decision)> {
-        let subject = match principal {
-            None => Subject::Ip(client),
-            Some(p) => match (&p.api_key, p.claims.tid) {
-                (Some(key), _) => Subject::ApiKey(key),
-                (None, Some(tenant)) => Subject::Tenant(tenant),
-                (None, None) => Subject::User(&p.claims.sub),
-            },
-        };
-        let (policy, spec): (&str, &RateSpec) = match &route.rate_limit {
-            Some((name, spec)) => (name, spec),
-            None => match subject {
-                Subject::Ip(_) => ("public", self.limits.public.as_ref()?),
-                Subject::ApiKey(_) => ("api_key", self.limits.api_key.as_ref()?),
-                Subject::Tenant(_) => ("tenant", self.limits.tenant.as_ref()?),
-                Subject::User(_) => ("user", self.limits.user.as_ref()?),
-            },
-        };
-        let key = match subject {
-            Subject::Ip(ip) => format!("{policy}|ip|{ip}"),
-            Subject::ApiKey(key) => format!("{policy}|key|{key}"),
-            Subject::Tenant(tenant) => format!("{policy}|tenant|{tenant}"),
-            Subject::User(user) => format!("{policy}|user|{user}"),
-        };
-        Some((policy, self.limiter.check(&key, spec)))
-    }
-
-    /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry.
-    fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-        if self.trust_forwarded_for
-            && let Some(last) = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .next_back()
-            && let Ok(ip) = last.trim().parse()
-        {
-            return ip;
-        }
-        peer.ip()
-    }
-
-    /// The gRPC metadata for the upstream: only what the gateway vouches for, plus allow-listed
-    /// client headers.
-    fn metadata(
-        &self,
-        headers: &HeaderMap,
-        principal: Option<&Principal>,
-        request_id: &HeaderValue,
-        client: IpAddr,
-        peer: SocketAddr,
-    ) -> tonic::metadata::MetadataMap {
-        let mut out = HeaderMap::with_capacity(8 + self.forward.len());
-        if let Some(principal) = principal {
-            out.insert(header::AUTHORIZATION, principal.authorization.clone());
-        }
-        out.insert(REQUEST_ID, request_id.clone());
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(chain) if self.trust_forwarded_for => format!("{chain}, {}", peer.ip()),
-            _ => client.to_string(),
-        };
-        if let Ok(value) = HeaderValue::try_from(forwarded_for) {
-            out.insert("x-forwarded-for", value);
-        }
-        for name in &self.forward {
-            for value in headers.get_all(name) {
-                out.append(name.clone(), value.clone());
-            }
-        }
-        let mut metadata = tonic::metadata::MetadataMap::from_headers(out);
-        keel_kernel::telemetry::inject_grpc(&mut metadata);
-        if !metadata.contains_key("traceparent")
-            && let Some(traceparent) = headers
-                .get("traceparent")
-                .filter(|v| headers::valid_traceparent(v))
-            && let Ok(value) = traceparent.to_str().unwrap_or("").parse()
-        {
-            // No tracer in this process (tests): pass the caller's trace through unchanged.
-            metadata.insert("traceparent", value);
-            if let Some(state) = headers
-                .get("tracestate")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-            {
-                metadata.insert("tracestate", state);
-            }
-        }
-        metadata
-    }
-}
-
-enum Subject<'a> {
-    Ip(IpAddr),
-    ApiKey(&'a str),
-    Tenant(TenantId),
-    User(&'a str),
 }
 
 fn check_tenant(principal: &Principal, in_path: &str) -> Result<(), Problem> {
@@ -624,15 +402,6 @@ fn check_tenant(principal: &Principal, in_path: &str) -> Result<(), Problem> {
             "this call needs a token scoped to tenant {shown}; switch to it first"
         ))),
     }
-}
-
-fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
-    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert(
-        "ratelimit-reset",
-        HeaderValue::from(ceil_secs(decision.reset)),
-    );
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

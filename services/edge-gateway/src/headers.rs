@@ -1,11 +1,17 @@
-//! Which request headers reach the upstream, and the request id.
+//! Which request headers reach the upstream (as gRPC metadata), the client's address, and the
+//! request id.
 //!
 //! Nothing a client sends is forwarded unless the route table allow-lists it; the gateway itself
 //! sets the verified `authorization`, `x-request-id`, `traceparent` and `x-forwarded-for`. So a
 //! client-sent `x-tenant-id`, `x-user-id` or `x-roles` never reaches a service, and the allow-list
 //! refuses to name them.
 
-use http::HeaderValue;
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use keel_kernel::server::RequestId;
+
+use crate::auth::Principal;
 
 /// The header carrying the request's id, in and out (the same as the kernel's gRPC servers).
 pub const REQUEST_ID: &str = keel_kernel::server::REQUEST_ID_HEADER;
@@ -61,15 +67,14 @@ pub fn is_reserved(name: &str) -> bool {
 /// The client's request id when it is short printable ASCII (it is logged and echoed), else a
 /// new UUIDv7. The same rule as the kernel's gRPC servers, so the id survives the hop unchanged.
 pub fn request_id(value: Option<&HeaderValue>) -> HeaderValue {
-    if let Some(value) = value {
-        let bytes = value.as_bytes();
-        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic) {
-            return value.clone();
-        }
+    if let Some(value) = value
+        && RequestId::from_header(value).is_some()
+    {
+        return value.clone();
     }
-    let id = uuid::Uuid::now_v7().to_string();
     // A UUID is always a valid header value.
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    HeaderValue::from_str(RequestId::generate().as_str())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// A `traceparent` worth forwarding as is: `00-<32 hex>-<16 hex>-<2 hex>`.
@@ -84,6 +89,85 @@ pub fn valid_traceparent(value: &HeaderValue) -> bool {
         && hex(parts[1], 32)
         && hex(parts[2], 16)
         && hex(parts[3], 2)
+}
+
+/// How a request's headers become the upstream's gRPC metadata.
+pub struct Forwarding {
+    /// The client headers the route table allow-lists.
+    allowed: Vec<HeaderName>,
+    /// Trust the last `X-Forwarded-For` entry (behind a load balancer that appends it).
+    trust_forwarded_for: bool,
+}
+
+impl Forwarding {
+    pub fn new(allowed: Vec<HeaderName>, trust_forwarded_for: bool) -> Forwarding {
+        Forwarding {
+            allowed,
+            trust_forwarded_for,
+        }
+    }
+
+    /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        if self.trust_forwarded_for
+            && let Some(last) = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+            && let Ok(ip) = last.trim().parse()
+        {
+            return ip;
+        }
+        peer.ip()
+    }
+
+    /// The gRPC metadata for the upstream: only what the gateway vouches for, plus allow-listed
+    /// client headers.
+    pub fn metadata(
+        &self,
+        headers: &HeaderMap,
+        principal: Option<&Principal>,
+        request_id: &HeaderValue,
+        client: IpAddr,
+        peer: SocketAddr,
+    ) -> tonic::metadata::MetadataMap {
+        let mut out = HeaderMap::with_capacity(8 + self.allowed.len());
+        if let Some(principal) = principal {
+            out.insert(header::AUTHORIZATION, principal.authorization.clone());
+        }
+        out.insert(REQUEST_ID, request_id.clone());
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(chain) if self.trust_forwarded_for => format!("{chain}, {}", peer.ip()),
+            _ => client.to_string(),
+        };
+        if let Ok(value) = HeaderValue::try_from(forwarded_for) {
+            out.insert("x-forwarded-for", value);
+        }
+        for name in &self.allowed {
+            for value in headers.get_all(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        let mut metadata = tonic::metadata::MetadataMap::from_headers(out);
+        keel_kernel::telemetry::inject_grpc(&mut metadata);
+        if !metadata.contains_key("traceparent")
+            && let Some(traceparent) = headers.get("traceparent").filter(|v| valid_traceparent(v))
+            && let Ok(value) = traceparent.to_str().unwrap_or("").parse()
+        {
+            // No tracer in this process (tests): pass the caller's trace through unchanged.
+            metadata.insert("traceparent", value);
+            if let Some(state) = headers
+                .get("tracestate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+            {
+                metadata.insert("tracestate", state);
+            }
+        }
+        metadata
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod cors;
 pub mod descriptors;
 pub mod docs;
+pub mod endpoints;
 pub mod entitlements;
 pub mod gateway;
 pub mod headers;

@@ -1,13 +1,14 @@
-//! The gateway's Prometheus metrics, with the same conventions as the kernel's (prefix `keel_`, a
-//! constant `service` label, OpenMetrics text). Its own registry: HTTP series are the gateway's.
+//! The gateway's Prometheus series (HTTP requests, upstream calls, rate limiting), registered on a
+//! kernel [`MetricsRegistry`], which gives them the platform's conventions (prefix `keel_`, a
+//! constant `service` label, OpenMetrics text) and which the kernel's admin server serves.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
+use keel_kernel::metrics::MetricsRegistry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 pub use keel_kernel::metrics::CONTENT_TYPE;
 
@@ -37,50 +38,46 @@ pub struct GatewayMetrics {
     pub http_latency: Family<HttpLabels, Histogram>,
     pub upstream_calls: Family<UpstreamLabels, Counter>,
     pub rate_limited: Family<LimitLabels, Counter>,
-    registry: Registry,
+    registry: Arc<MetricsRegistry>,
 }
 
 impl GatewayMetrics {
+    /// The gateway's series, on a new registry for `service`.
     pub fn new(service: &str) -> GatewayMetrics {
-        let mut registry = Registry::with_prefix_and_labels(
-            "keel",
-            [(Cow::Borrowed("service"), Cow::Owned(service.to_owned()))].into_iter(),
-        );
+        let registry = Arc::new(MetricsRegistry::new(service));
         // 250 µs to ~8 s in doublings: the gateway's own answers are sub-millisecond.
         let http_latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });
-        let metrics = GatewayMetrics {
-            http_requests: Family::default(),
-            http_latency,
-            upstream_calls: Family::default(),
-            rate_limited: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "http_requests",
-            "Finished HTTP requests by route, method and status",
-            metrics.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route, method and status",
-            metrics.http_latency.clone(),
-        );
-        registry.register(
-            "upstream_calls",
-            "gRPC calls to upstreams by gRPC status",
-            metrics.upstream_calls.clone(),
-        );
-        registry.register(
-            "rate_limited",
-            "Requests refused by a rate limit",
-            metrics.rate_limited.clone(),
-        );
+        let on = &registry;
         GatewayMetrics {
-            registry,
-            ..metrics
+            http_requests: on.register(
+                "http_requests",
+                "Finished HTTP requests by route, method and status",
+                Family::default(),
+            ),
+            http_latency: on.register(
+                "http_request_duration_seconds",
+                "HTTP request latency by route, method and status",
+                http_latency,
+            ),
+            upstream_calls: on.register(
+                "upstream_calls",
+                "gRPC calls to upstreams by gRPC status",
+                Family::default(),
+            ),
+            rate_limited: on.register(
+                "rate_limited",
+                "Requests refused by a rate limit",
+                Family::default(),
+            ),
+            registry: registry.clone(),
         }
+    }
+
+    /// The registry these series are on: what `/metrics` serves.
+    pub fn registry(&self) -> Arc<MetricsRegistry> {
+        self.registry.clone()
     }
 
     pub fn observe_http(&self, route: &str, method: &http::Method, status: u16, seconds: f64) {
@@ -103,10 +100,6 @@ impl GatewayMetrics {
     }
 
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(error = %err, "encoding metrics failed");
-        }
-        out
+        self.registry.encode()
     }
 }

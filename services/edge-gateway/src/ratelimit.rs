@@ -7,14 +7,93 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::RateSpec;
+use http::{HeaderMap, HeaderValue};
+use keel_kernel::TenantId;
+
+use crate::auth::Principal;
+use crate::config::{RateLimits, RateSpec};
+use crate::router::Route;
 
 const SHARDS: usize = 16;
 /// A shard this large is swept of idle keys before it grows further.
 const SWEEP_AT: usize = 8_192;
+
+/// The gateway's rate limits: which policy and bucket a request falls in, and the buckets.
+pub struct RateLimiting {
+    limiter: Limiter,
+    limits: RateLimits,
+}
+
+/// Who a request is counted against: the most specific identity it proved.
+enum Subject<'a> {
+    Ip(IpAddr),
+    ApiKey(&'a str),
+    Tenant(TenantId),
+    User(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    fn of(principal: Option<&'a Principal>, client: IpAddr) -> Subject<'a> {
+        match principal {
+            None => Subject::Ip(client),
+            Some(p) => match (&p.api_key, p.claims.tid) {
+                (Some(key), _) => Subject::ApiKey(key),
+                (None, Some(tenant)) => Subject::Tenant(tenant),
+                (None, None) => Subject::User(&p.claims.sub),
+            },
+        }
+    }
+}
+
+impl RateLimiting {
+    pub fn new(limits: RateLimits) -> RateLimiting {
+        RateLimiting {
+            limiter: Limiter::new(),
+            limits,
+        }
+    }
+
+    /// Count the request; the policy and decision, if any policy applies. The route's own policy
+    /// wins; else the default for the kind of caller.
+    pub fn check<'a>(
+        &'a self,
+        route: &'a Route,
+        principal: Option<&Principal>,
+        client: IpAddr,
+    ) -> Option<(&'a str, Decision)> {
+        let subject = Subject::of(principal, client);
+        let (policy, spec): (&str, &RateSpec) = match &route.rate_limit {
+            Some((name, spec)) => (name, spec),
+            None => match subject {
+                Subject::Ip(_) => ("public", self.limits.public.as_ref()?),
+                Subject::ApiKey(_) => ("api_key", self.limits.api_key.as_ref()?),
+                Subject::Tenant(_) => ("tenant", self.limits.tenant.as_ref()?),
+                Subject::User(_) => ("user", self.limits.user.as_ref()?),
+            },
+        };
+        let key = match subject {
+            Subject::Ip(ip) => format!("{policy}|ip|{ip}"),
+            Subject::ApiKey(key) => format!("{policy}|key|{key}"),
+            Subject::Tenant(tenant) => format!("{policy}|tenant|{tenant}"),
+            Subject::User(user) => format!("{policy}|user|{user}"),
+        };
+        Some((policy, self.limiter.check(&key, spec)))
+    }
+}
+
+/// The `RateLimit-*` headers of a response counted against a policy.
+pub fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(ceil_secs(decision.reset)),
+    );
+}
 
 pub struct Limiter {
     start: Instant,

@@ -8,7 +8,7 @@ use keel_edge_gateway::config::ConfigError;
 use keel_edge_gateway::router::Router;
 use keel_edge_gateway::{Loaded, descriptors};
 
-use crate::support::{Harness, problem};
+use crate::support::{Harness, ROUTES, problem};
 
 #[tokio::test]
 async fn probes_and_metrics_answer() {
@@ -34,6 +34,44 @@ async fn probes_and_metrics_answer() {
     assert!(metrics.contains("keel_upstream_calls_total"), "{metrics}");
     let (status, _) = problem(h.http.post(h.url("/healthz"))).await;
     assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn with_an_admin_listener_the_kernel_admin_server_serves_probes_and_the_gateway_metrics() {
+    // A top-level section after `http:`'s lines.
+    let h = Harness::build(ROUTES, "admin:\n  listen: 127.0.0.1:0").await;
+    let admin = h
+        .app
+        .as_ref()
+        .and_then(|app| app.admin_addr)
+        .expect("an admin listener");
+    h.ok(h.get("/v1/things/a")).await;
+    let get = |path: &str| h.http.get(format!("http://{admin}{path}")).send();
+    let health = get("/healthz").await.expect("answers");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("text"), "ok\n");
+    let ready = get("/readyz").await.expect("answers");
+    assert_eq!(ready.status(), 200, "ready once the JWKS is loaded");
+    let metrics = get("/metrics")
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"keel_http_requests_total{service="edge-gateway",route="keel.test.v1.EchoService.GetThing",method="GET",status="200"} 1"#),
+        "{metrics}"
+    );
+    let openapi = get("/openapi.json").await.expect("answers");
+    assert_eq!(openapi.status(), 200);
+    let (status, _) = problem(h.http.get(h.url("/metrics"))).await;
+    assert_eq!(status, 404, "metrics are not on the public port then");
+    let ready = h.http.get(h.url("/readyz")).send().await.expect("answers");
+    assert_eq!(
+        ready.status(),
+        200,
+        "load balancers still probe the public port"
+    );
 }
 
 #[tokio::test]
