@@ -492,9 +492,7 @@ async fn readyz_is_200_when_postgres_and_nats_are_reachable() {
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy(&keel_testkit::stack::admin_url())
         .expect("a lazy pool");
-    let nats = async_nats::connect(keel_testkit::stack::shared_nats_url())
-        .await
-        .expect("the local NATS server (bash scripts/stack.sh up)");
+    let nats = keel_testkit::stack::connect_nats(&keel_testkit::stack::shared_nats_url()).await;
     let metrics = Arc::new(Metrics::new("server-test"));
     let checks = vec![ReadinessCheck::postgres(pool), ReadinessCheck::nats(nats)];
     let admin = start_admin(metrics, checks, Duration::ZERO).await;
@@ -723,9 +721,7 @@ async fn a_request_without_traceparent_starts_a_new_trace() {
 #[tokio::test]
 async fn trace_context_round_trips_through_nats_headers() {
     init_telemetry();
-    let nats = async_nats::connect(keel_testkit::stack::shared_nats_url())
-        .await
-        .expect("the local NATS server (bash scripts/stack.sh up)");
+    let nats = keel_testkit::stack::connect_nats(&keel_testkit::stack::shared_nats_url()).await;
     let subject = format!("test.trace.{}", uuid::Uuid::new_v4().simple());
     let mut subscription = nats.subscribe(subject.clone()).await.expect("subscribe");
 

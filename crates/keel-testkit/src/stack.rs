@@ -21,6 +21,22 @@ pub fn shared_nats_url() -> String {
     std::env::var("KEEL_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:54222".into())
 }
 
+/// A connected client of the NATS server at `url`, authenticated as the URL's user if it names
+/// one (the local stack's URL names `admin`). The kernel's client connects in the background;
+/// this waits until it has.
+pub async fn connect_nats(url: &str) -> async_nats::Client {
+    let client = keel_kernel::nats::connect("keel-testkit", &nats_config(url))
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to NATS at {url}: {err}"));
+    for _ in 0..100 {
+        if client.connection_state() == async_nats::connection::State::Connected {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not connected to NATS at {url} within 5 s (bash scripts/stack.sh up)");
+}
+
 fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
