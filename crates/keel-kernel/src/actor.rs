@@ -69,6 +69,15 @@ impl Actor {
         }
     }
 
+    /// A user acting on their own account, also before they hold a token (registering, logging
+    /// in, verifying their email).
+    pub fn user(user: crate::ids::UserId) -> Actor {
+        Actor {
+            kind: ActorKind::User,
+            id: user.to_string(),
+        }
+    }
+
     /// The platform acting on its own (`what` names the job or consumer).
     pub fn system(what: impl Into<String>) -> Actor {
         Actor {

@@ -80,3 +80,8 @@ id_type!(
     /// A domain event's id: also its JetStream `Nats-Msg-Id`.
     EventId, "event id", v7
 );
+id_type!(
+    /// A tenant's custom role: identity mints and owns them; tenancy records which one a member
+    /// holds.
+    RoleId, "role id", v7
+);

@@ -22,6 +22,7 @@ pub mod nats;
 pub mod outbox;
 pub mod server;
 pub mod telemetry;
+pub mod tenant;
 
 pub use actor::{Actor, ActorKind};
 pub use auth::{AuthLayer, Claims, JwtVerifier};

@@ -45,6 +45,8 @@ pub struct TokenSpec {
     pub perms: Vec<String>,
     pub scopes: Vec<String>,
     pub session: Option<String>,
+    /// The user's email and whether it is verified (none by default).
+    pub email: Option<(String, bool)>,
     pub ttl: Duration,
 }
 
@@ -59,6 +61,7 @@ impl TokenSpec {
             perms: Vec::new(),
             scopes: Vec::new(),
             session: Some(uuid::Uuid::new_v4().to_string()),
+            email: None,
             ttl: Duration::from_secs(15 * 60),
         }
     }
@@ -75,6 +78,7 @@ impl TokenSpec {
             kind: PrincipalKind::ApiKey,
             tenant: Some(tenant),
             session: None,
+            email: None,
             ..TokenSpec::any_user()
         }
     }
@@ -85,6 +89,7 @@ impl TokenSpec {
             sub: name.into(),
             kind: PrincipalKind::Service,
             session: None,
+            email: None,
             ..TokenSpec::any_user()
         }
     }
@@ -121,6 +126,12 @@ impl TokenSpec {
 
     pub fn session(mut self, session: impl Into<String>) -> Self {
         self.session = Some(session.into());
+        self
+    }
+
+    /// The user's email, verified or not.
+    pub fn email(mut self, email: impl Into<String>, verified: bool) -> Self {
+        self.email = Some((email.into(), verified));
         self
     }
 
@@ -343,6 +354,8 @@ impl TestIssuer {
             perms: spec.perms.clone(),
             sid: spec.session.clone(),
             scopes: spec.scopes.clone(),
+            email: spec.email.as_ref().map(|(email, _)| email.clone()),
+            email_verified: spec.email.as_ref().is_some_and(|(_, verified)| *verified),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             exp: now + spec.ttl.as_secs() as i64,

@@ -1,6 +1,7 @@
 //! The gateway's configuration: `config/edge-gateway.yaml` (listener, auth, telemetry, where the
 //! route table is) and the route table it names (`config/routes.yaml`: upstreams, which gRPC
-//! services they serve, public methods, rate limits, CORS, forwarded headers).
+//! services they serve, rate limits, CORS, forwarded headers; which methods are public comes from
+//! the protos).
 //!
 //! Both are strict (`deny_unknown_fields`) and a bad file stops start-up with the line at fault:
 //! shape and value errors come from serde_yaml with their location; references that can only be

@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 
 use crate::domain::{PasswordHasherConfig, secrets};
 use crate::events::tenancy::{self as tenancy_events, TenancyEvents};
-use crate::grpc::{Access, Auth, Context, PUBLIC_METHODS, Users};
+use crate::grpc::{Access, Auth, Context, Users};
 use crate::keys::KeyRing;
 use crate::settings::IdentitySettings;
 use crate::tokens::TokenIssuer;
@@ -65,11 +65,8 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
         get(move || std::future::ready(axum::Json(jwks.clone()))),
     ));
 
-    let public = PUBLIC_METHODS
-        .iter()
-        .fold(PublicPaths::standard(), |paths, method| {
-            paths.method(*method)
-        });
+    // Which methods are public is declared in identity.proto (`keel.v1.access`).
+    let public = PublicPaths::standard();
     let server = platform
         .grpc_server(verifier, public)
         .add_service(AuthServiceServer::new(Auth(context.clone())))

@@ -125,6 +125,8 @@ impl TokenIssuer {
             perms: grants.perms,
             sid: session.map(|s| s.to_string()),
             scopes: Vec::new(),
+            email: None,
+            email_verified: false,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             exp: now + ttl,

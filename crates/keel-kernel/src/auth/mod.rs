@@ -61,6 +61,12 @@ pub struct Claims {
     pub perms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// User tokens: the user's email (as registered) and whether it is verified. Services that
+    /// bind something to an address (an invitation) compare against this, never a client field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
     /// API keys only: permission patterns the key was limited to when it was created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,

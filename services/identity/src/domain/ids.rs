@@ -4,10 +4,7 @@ keel_kernel::id_type!(
     /// A login session: the `sid` claim, and one refresh-token family.
     SessionId, "session id", v7
 );
-keel_kernel::id_type!(
-    /// A custom role of a tenant.
-    RoleId, "role id", v7
-);
+pub use keel_kernel::ids::RoleId;
 keel_kernel::id_type!(
     /// An API key. Random (v4), not time-ordered: its hex is part of the secret and the prefix,
     /// and should tell nothing about when the key was made.

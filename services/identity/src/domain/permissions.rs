@@ -47,6 +47,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("delivery.task.update", "Change tasks"),
     ("delivery.task.assign", "Assign tasks"),
     ("delivery.task.approve", "Approve or reject tasks"),
+    ("delivery.task.delete", "Delete tasks"),
     ("delivery.comment.read", "Read comments"),
     ("delivery.comment.create", "Comment"),
     // marketplace
@@ -105,6 +106,16 @@ pub fn expand(patterns: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_permission_the_protos_declare_is_in_the_catalogue() {
+        for permission in keel_kernel::contract::permissions() {
+            assert!(
+                is_known(permission),
+                "{permission} is declared in a proto but not catalogued"
+            );
+        }
+    }
 
     #[test]
     fn every_catalogue_name_has_three_segments() {

@@ -1,7 +1,7 @@
 //! A user account as identity knows it.
 
 use chrono::{DateTime, Utc};
-use keel_kernel::{Actor, ActorKind, UserId};
+use keel_kernel::UserId;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -12,13 +12,4 @@ pub struct User {
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// The actor of a user acting on their own account, also before they hold a token (registering,
-/// logging in, verifying their email).
-pub fn acting_user(user: UserId) -> Actor {
-    Actor {
-        kind: ActorKind::User,
-        id: user.to_string(),
-    }
 }

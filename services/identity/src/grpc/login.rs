@@ -11,7 +11,6 @@ use super::convert::{self, Registration};
 use super::sessions::{grants_in, issue_pair, not_a_member, session_of, unscoped_grants};
 use crate::domain::audit::{actions, targets};
 use crate::domain::lockout::{self, Gate};
-use crate::domain::user::acting_user;
 use crate::domain::{AuditEntry, Email, Password, RevokeReason, SessionId, secrets};
 use crate::events::publish::{self, types};
 use crate::repo::sessions::{self, NewSession};
@@ -45,7 +44,7 @@ impl Auth {
             .hash_async(registration.password.expose().to_owned())
             .await?;
         let id = UserId::new();
-        let actor = acting_user(id);
+        let actor = Actor::user(id);
         let mut tx = db::unscoped_tx(&ctx.db).await?;
         let user = users::create(
             &mut tx,
@@ -140,7 +139,7 @@ impl Auth {
         let grants = unscoped_grants(ctx, &mut tx, user.id).await?;
         let pair = issue_pair(ctx, &mut tx, user.id, session, None, grants).await?;
         let entry = AuditEntry::new(
-            acting_user(user.id),
+            Actor::user(user.id),
             meta,
             actions::SESSION_CREATE,
             targets::SESSION,

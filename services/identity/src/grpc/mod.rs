@@ -9,8 +9,7 @@ mod audit;
 mod auth;
 pub mod convert;
 mod login;
-pub mod public;
-mod roles;
+pub mod roles;
 mod sessions;
 mod users;
 mod verification;
@@ -26,7 +25,6 @@ use crate::tokens::TokenIssuer;
 
 pub use access::Access;
 pub use auth::Auth;
-pub use public::PUBLIC_METHODS;
 pub use users::Users;
 
 /// What every handler shares.

@@ -8,10 +8,10 @@ use sqlx::PgConnection;
 use super::auth::Auth;
 use super::convert;
 use crate::domain::audit::{actions, targets};
-use crate::domain::user::acting_user;
 use crate::domain::{AuditEntry, User, secrets};
 use crate::events::publish::{self, types};
 use crate::repo::{audit, users, verifications};
+use keel_kernel::Actor;
 
 impl Auth {
     /// Issue a verification token (invalidating earlier ones) and ask a notifier to deliver it.
@@ -32,7 +32,7 @@ impl Auth {
             token,
             expire_time: Some(keel_kernel::grpc::timestamp(expires_at)),
         };
-        let actor = acting_user(user.id);
+        let actor = Actor::user(user.id);
         let event = publish::account_event(
             types::USER_VERIFICATION_REQUESTED,
             user.id,
@@ -62,7 +62,7 @@ impl Auth {
             .await?
             .ok_or_else(|| Error::not_found("user", user_id))?;
         let entry = AuditEntry::new(
-            acting_user(user_id),
+            Actor::user(user_id),
             meta,
             actions::USER_VERIFY_EMAIL,
             targets::USER,

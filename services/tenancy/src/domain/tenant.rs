@@ -1,8 +1,8 @@
 //! Tenants and their lifecycle: pending_approval -> active <-> suspended -> deleted.
 
 use chrono::{DateTime, Utc};
+pub use keel_kernel::tenant::TenantState;
 use keel_kernel::{Error, TenantId, UserId};
-use keel_proto::tenancy::v1 as pb;
 
 use super::Slug;
 
@@ -35,17 +35,6 @@ impl TenantName {
     }
 }
 
-/// Where a tenant is in its life. Stored as its snake_case name in a text column whose CHECK
-/// constraint lists the same names; an unknown stored name fails the row's decoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum TenantState {
-    PendingApproval,
-    Active,
-    Suspended,
-    Deleted,
-}
-
 /// What can happen to a tenant after it was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -56,22 +45,11 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
-    fn verb(self) -> &'static str {
-        match self {
-            Lifecycle::Approve => "approve",
-            Lifecycle::Suspend => "suspend",
-            Lifecycle::Reactivate => "reactivate",
-            Lifecycle::Delete => "delete",
-        }
-    }
-}
-
-impl TenantState {
     /// The state after `action`, or FAILED_PRECONDITION naming the tenant's current state and the
     /// state the action needs.
-    pub fn apply(self, action: Lifecycle) -> Result<TenantState, Error> {
+    pub fn apply_to(self, state: TenantState) -> Result<TenantState, Error> {
         use TenantState::*;
-        let next = match (self, action) {
+        let next = match (state, self) {
             (PendingApproval, Lifecycle::Approve) => Active,
             (Active, Lifecycle::Suspend) => Suspended,
             (Suspended, Lifecycle::Reactivate) => Active,
@@ -93,38 +71,12 @@ impl TenantState {
         Ok(next)
     }
 
-    /// The state in words, for messages.
-    pub fn describe(self) -> &'static str {
+    fn verb(self) -> &'static str {
         match self {
-            TenantState::PendingApproval => "pending approval",
-            TenantState::Active => "active",
-            TenantState::Suspended => "suspended",
-            TenantState::Deleted => "deleted",
-        }
-    }
-
-    /// Changes to a tenant's members, invitations, modules and flags need it in service
-    /// (FAILED_PRECONDITION otherwise).
-    pub fn require_active(self) -> Result<(), Error> {
-        match self {
-            TenantState::Active => Ok(()),
-            other => Err(Error::failed_precondition(format!(
-                "the tenant is {}; this needs an active tenant",
-                other.describe()
-            ))),
-        }
-    }
-}
-
-/// The wire enum, spoken by both the API (`grpc/`) and the events (`events/`): part of the
-/// contract, so it is converted here, next to the state, rather than in either of them.
-impl From<TenantState> for pb::TenantState {
-    fn from(state: TenantState) -> pb::TenantState {
-        match state {
-            TenantState::PendingApproval => pb::TenantState::PendingApproval,
-            TenantState::Active => pb::TenantState::Active,
-            TenantState::Suspended => pb::TenantState::Suspended,
-            TenantState::Deleted => pb::TenantState::Deleted,
+            Lifecycle::Approve => "approve",
+            Lifecycle::Suspend => "suspend",
+            Lifecycle::Reactivate => "reactivate",
+            Lifecycle::Delete => "delete",
         }
     }
 }
@@ -157,12 +109,13 @@ mod tests {
     use super::Lifecycle::*;
     use super::TenantState::*;
     use super::*;
+    use keel_proto::tenancy::v1 as pb;
 
     #[test]
     fn the_happy_lifecycle_runs_from_pending_to_deleted() {
         let mut state = PendingApproval;
         for action in [Approve, Suspend, Reactivate, Suspend, Delete] {
-            state = state.apply(action).expect("legal transition");
+            state = action.apply_to(state).expect("legal transition");
         }
         assert_eq!(state, Deleted);
     }
@@ -181,7 +134,7 @@ mod tests {
             (Deleted, Delete),
         ];
         for (state, action) in illegal {
-            let err = state.apply(action).expect_err("illegal transition");
+            let err = action.apply_to(state).expect_err("illegal transition");
             assert_eq!(
                 err.code(),
                 keel_kernel::ErrorCode::FailedPrecondition,

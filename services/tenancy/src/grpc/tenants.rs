@@ -35,7 +35,7 @@ impl Tenants {
         let owner = repo::members::insert(&mut tx, creator, &Role::Owner, "").await?;
         let created_version = tenant.version;
         if ctx.settings.auto_approve {
-            let state = tenant.state.apply(Lifecycle::Approve)?;
+            let state = Lifecycle::Approve.apply_to(tenant.state)?;
             tenant = repo::tenants::set_state(&mut tx, state, None).await?;
         }
         // TenantCreated reports the state the tenant starts in (ACTIVE when approval is
@@ -125,7 +125,7 @@ impl Tenants {
         let ctx = &self.0;
         let mut tx = db::tenant_tx(&ctx.db, id).await?;
         let current = repo::tenants::lock(&mut tx).await?;
-        let next = current.state.apply(action)?;
+        let next = action.apply_to(current.state)?;
         let tenant = repo::tenants::set_state(&mut tx, next, reason).await?;
         let event = match action {
             Lifecycle::Approve => events::tenant_approved(&tenant, Some(&caller.actor()), caller)?,
