@@ -810,6 +810,8 @@ fn claims_with(perms: &[&str]) -> Claims {
         perms: perms.iter().map(|p| p.to_string()).collect(),
         sid: None,
         scopes: vec![],
+        email: None,
+        email_verified: false,
         iss: "keel".into(),
         aud: "keel".into(),
         exp: 0,
