@@ -26,10 +26,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::JwtVerifier;
 use crate::config::AdminConfig;
 use crate::metrics::{self, MetricsRegistry};
 
@@ -142,15 +144,20 @@ impl AdminServer {
     }
 
     /// The dead-letter endpoints, over this service's `dead_letters` table (a replay is carried
-    /// out by the service's own consumer; see `consumer::replay_dead_letter`).
-    pub fn dead_letters(self, pool: sqlx::PgPool) -> AdminServer {
+    /// out by the service's own consumer; see `consumer::replay_dead_letter`). Only an operator
+    /// may call them (see [`OperatorAccess`]): a replay re-runs a handler, and the list shows
+    /// event payloads.
+    pub fn dead_letters(self, pool: sqlx::PgPool, access: OperatorAccess) -> AdminServer {
         let router = axum::Router::new()
             .route("/dead-letters", get(list_dead_letters))
             .route(
                 "/dead-letters/{id}/replay",
                 axum::routing::post(replay_dead_letter),
             )
-            .with_state(DeadLetterState { pool });
+            .with_state(DeadLetterState {
+                pool,
+                access: Arc::new(access),
+            });
         self.routes(router)
     }
 
@@ -275,6 +282,53 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
 #[derive(Clone)]
 struct DeadLetterState {
     pool: sqlx::PgPool,
+    access: Arc<OperatorAccess>,
+}
+
+/// The permission a platform admin's token (scoped to no tenant) needs for the operator endpoints.
+pub const OPERATOR_PERMISSION: &str = "platform.dead_letter.manage";
+
+/// Who may use the operator endpoints: the bearer secret `admin.operator_token`, or a token of a
+/// platform admin (scoped to no tenant, holding [`OPERATOR_PERMISSION`]; a tenant owner's `*`
+/// does not count, because it is scoped to the owner's tenant).
+pub struct OperatorAccess {
+    token: Option<SecretString>,
+    verifier: Option<JwtVerifier>,
+}
+
+impl OperatorAccess {
+    pub fn new(token: Option<SecretString>, verifier: Option<JwtVerifier>) -> OperatorAccess {
+        OperatorAccess { token, verifier }
+    }
+
+    async fn check(&self, headers: &http::HeaderMap) -> Result<(), crate::Error> {
+        let presented = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| crate::Error::unauthenticated("an operator token is required"))?;
+        if let Some(token) = &self.token
+            && constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes())
+        {
+            return Ok(());
+        }
+        let Some(verifier) = &self.verifier else {
+            return Err(crate::Error::unauthenticated("not the operator token"));
+        };
+        let claims = verifier.verify(presented).await?;
+        if claims.tid.is_none() && claims.has_permission(OPERATOR_PERMISSION) {
+            Ok(())
+        } else {
+            Err(crate::Error::forbidden(format!(
+                "needs a platform token holding {OPERATOR_PERMISSION}"
+            )))
+        }
+    }
+}
+
+/// Compare secrets in time independent of where they differ (the length may show).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(serde::Deserialize)]
@@ -285,8 +339,12 @@ struct DeadLetterQuery {
 
 async fn list_dead_letters(
     State(state): State<DeadLetterState>,
+    headers: http::HeaderMap,
     axum::extract::Query(query): axum::extract::Query<DeadLetterQuery>,
 ) -> Response {
+    if let Err(err) = state.access.check(&headers).await {
+        return admin_error(err);
+    }
     match crate::consumer::list_dead_letters(&state.pool, query.include_replayed).await {
         Ok(rows) => Json(json!({ "deadLetters": rows })).into_response(),
         Err(err) => admin_error(err),
@@ -295,8 +353,12 @@ async fn list_dead_letters(
 
 async fn replay_dead_letter(
     State(state): State<DeadLetterState>,
+    headers: http::HeaderMap,
     axum::extract::Path(id): axum::extract::Path<i64>,
 ) -> Response {
+    if let Err(err) = state.access.check(&headers).await {
+        return admin_error(err);
+    }
     match crate::consumer::replay_dead_letter(&state.pool, id).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "replayed": id }))).into_response(),
         Err(err) => admin_error(err),

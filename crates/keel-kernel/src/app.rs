@@ -15,7 +15,7 @@ use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminServer, ReadinessCheck};
+use crate::admin::{AdminServer, OperatorAccess, ReadinessCheck};
 use crate::auth::{AuthLayer, JwtVerifier, PublicPaths};
 use crate::config::Config;
 use crate::consumer::{Consumer, EventHandler};
@@ -40,6 +40,9 @@ pub struct Platform<S = crate::config::NoSettings> {
     background_shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
     admin_routes: axum::Router,
+    /// The verifier the gRPC server authenticates with; the admin port's operator endpoints
+    /// accept platform-admin tokens through it too.
+    verifier: Option<JwtVerifier>,
 }
 
 impl<S> Platform<S> {
@@ -78,6 +81,7 @@ impl<S> Platform<S> {
             background_shutdown,
             background,
             admin_routes: axum::Router::new(),
+            verifier: None,
         })
     }
 
@@ -111,7 +115,8 @@ impl<S> Platform<S> {
 
     /// A gRPC server for this service with the standard layers and `verifier` as its authenticator;
     /// `public` lists the methods callable without a token (health and reflection always are).
-    pub fn grpc_server(&self, verifier: JwtVerifier, public: PublicPaths) -> GrpcServer {
+    pub fn grpc_server(&mut self, verifier: JwtVerifier, public: PublicPaths) -> GrpcServer {
+        self.verifier = Some(verifier.clone());
         GrpcServer::new(
             &self.config.service,
             &self.config.grpc,
@@ -135,7 +140,13 @@ impl<S> Platform<S> {
         let admin = AdminServer::new(&self.config.admin, self.metrics.registry())
             .readiness(ReadinessCheck::postgres(self.db.clone()))
             .readiness(ReadinessCheck::nats(self.nats.clone()))
-            .dead_letters(self.db.clone())
+            .dead_letters(
+                self.db.clone(),
+                OperatorAccess::new(
+                    self.config.admin.operator_token.clone(),
+                    self.verifier.clone(),
+                ),
+            )
             .routes(self.admin_routes)
             .linger(Duration::from_millis(200))
             .bind()

@@ -114,12 +114,19 @@ impl Default for GrpcConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// A bearer secret an operator presents to list and replay dead letters (besides a platform
+    /// admin's token). Unset: only platform-admin tokens are accepted. `/healthz`, `/readyz` and
+    /// `/metrics` stay open for probes and scrapers. Set it from a secret
+    /// (`KEEL__ADMIN__OPERATOR_TOKEN`), never in a committed file.
+    #[serde(default)]
+    pub operator_token: Option<SecretString>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            operator_token: None,
         }
     }
 }

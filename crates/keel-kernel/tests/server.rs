@@ -193,6 +193,7 @@ async fn start_admin(
 ) -> Admin {
     let config = AdminConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        operator_token: None,
     };
     let mut admin = AdminServer::new(&config, metrics.registry()).linger(linger);
     for check in checks {
@@ -776,4 +777,154 @@ async fn the_context_map_stored_with_an_outbox_row_restores_the_trace() {
         telemetry::current_context_map().is_empty(),
         "outside any span there is nothing to store"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin port's operator endpoints
+
+/// An admin port serving dead letters of a fresh database, with operator secret `secret`.
+async fn start_operator_admin(issuer: &TestIssuer, secret: &str) -> (Admin, sqlx::PgPool) {
+    let database = keel_testkit::TestDatabase::create().await;
+    let config = database.provision("ops").await;
+    let pool = keel_kernel::db::connect("ops", &config, Duration::from_secs(5))
+        .await
+        .expect("connect");
+    keel_kernel::db::migrate(&pool, &keel_kernel::db::no_migrations())
+        .await
+        .expect("kernel migrations");
+    sqlx::query(
+        "INSERT INTO dead_letters (consumer, event_id, subject, envelope, error, deliveries) \
+         VALUES ('ops-demo', $1, 'events.demo.note.created', '\\x00', 'boom', 5)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .expect("a dead letter");
+    let access = keel_kernel::admin::OperatorAccess::new(
+        Some(secret.to_owned().into()),
+        Some(issuer.verifier()),
+    );
+    let admin_config = AdminConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        operator_token: None,
+    };
+    let bound = AdminServer::new(&admin_config, Arc::new(Metrics::new("ops")).registry())
+        .dead_letters(pool.clone(), access)
+        .bind()
+        .await
+        .expect("bind the admin port");
+    let url = format!("http://{}", bound.local_addr);
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(bound.serve(shutdown.clone()));
+    (
+        Admin {
+            url,
+            shutdown,
+            served,
+        },
+        pool,
+    )
+}
+
+async fn call(method: reqwest::Method, url: &str, bearer: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request
+        .send()
+        .await
+        .expect("the admin port answers")
+        .status()
+        .as_u16()
+}
+
+async fn replay_requested(pool: &sqlx::PgPool) -> bool {
+    sqlx::query_scalar("SELECT bool_or(replay_requested_at IS NOT NULL) FROM dead_letters")
+        .fetch_one(pool)
+        .await
+        .expect("query")
+}
+
+#[tokio::test]
+async fn an_anonymous_caller_can_neither_list_nor_replay_dead_letters() {
+    let issuer = TestIssuer::start().await;
+    let (admin, pool) = start_operator_admin(&issuer, "s3cret-operator").await;
+    let list = format!("{}/dead-letters", admin.url);
+    let replay = format!("{}/dead-letters/1/replay", admin.url);
+    assert_eq!(call(reqwest::Method::GET, &list, None).await, 401);
+    assert_eq!(call(reqwest::Method::GET, &list, Some("guess")).await, 401);
+    assert_eq!(call(reqwest::Method::POST, &replay, None).await, 401);
+    assert_eq!(
+        call(reqwest::Method::POST, &replay, Some("s3cret-operatoR")).await,
+        401
+    );
+    assert!(
+        !replay_requested(&pool).await,
+        "a refused replay must not be requested"
+    );
+    // Probes and scrapers stay open.
+    assert_eq!(
+        call(
+            reqwest::Method::GET,
+            &format!("{}/healthz", admin.url),
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::GET,
+            &format!("{}/metrics", admin.url),
+            None
+        )
+        .await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_owners_token_cannot_replay_dead_letters() {
+    let issuer = TestIssuer::start().await;
+    let (admin, pool) = start_operator_admin(&issuer, "s3cret-operator").await;
+    // An owner holds `*`, but for their tenant only: no platform rights.
+    let owner = issuer.token(
+        TokenSpec::any_user()
+            .tenant(keel_kernel::TenantId::new())
+            .perm("*"),
+    );
+    let replay = format!("{}/dead-letters/1/replay", admin.url);
+    assert_eq!(
+        call(reqwest::Method::POST, &replay, Some(&owner)).await,
+        403
+    );
+    assert!(!replay_requested(&pool).await);
+}
+
+#[tokio::test]
+async fn the_operator_secret_or_a_platform_admin_token_lists_and_replays_dead_letters() {
+    let issuer = TestIssuer::start().await;
+    let (admin, pool) = start_operator_admin(&issuer, "s3cret-operator").await;
+    let list = format!("{}/dead-letters", admin.url);
+    assert_eq!(
+        call(reqwest::Method::GET, &list, Some("s3cret-operator")).await,
+        200
+    );
+    let platform =
+        issuer.token(TokenSpec::any_user().perm(keel_kernel::admin::OPERATOR_PERMISSION));
+    assert_eq!(
+        call(reqwest::Method::GET, &list, Some(&platform)).await,
+        200
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM dead_letters")
+        .fetch_one(&pool)
+        .await
+        .expect("the dead letter");
+    let replay = format!("{}/dead-letters/{id}/replay", admin.url);
+    assert_eq!(
+        call(reqwest::Method::POST, &replay, Some(&platform)).await,
+        202
+    );
+    assert!(replay_requested(&pool).await);
 }

@@ -21,7 +21,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Connect, migrate, start the relay, and serve tenancy on the configured ports (port 0 in tests).
 pub async fn build(config: Config<Settings>) -> Result<Running, Error> {
     let settings = config.app.clone();
-    let platform = Platform::start(config, &MIGRATIONS).await?;
+    let mut platform = Platform::start(config, &MIGRATIONS).await?;
     let context = Arc::new(Context {
         db: platform.db.clone(),
         outbox: platform.outbox.clone(),

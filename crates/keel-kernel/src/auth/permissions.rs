@@ -81,6 +81,8 @@ pub mod roles {
         "tenancy.tenant.suspend",
         "tenancy.tenant.reactivate",
         "tenancy.tenant.read",
+        // The admin port's dead-letter endpoints (`admin::OPERATOR_PERMISSION`).
+        "platform.dead_letter.manage",
     ];
 }
 
