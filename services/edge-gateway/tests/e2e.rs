@@ -70,6 +70,7 @@ impl Mesh {
                 memory_kib: 1024,
                 iterations: 1,
                 parallelism: 1,
+                ..HashingSettings::default()
             },
             lockout: LockoutSettings {
                 window_secs: 600,
@@ -77,6 +78,7 @@ impl Mesh {
                 base_delay_ms: 0,
                 max_delay_ms: 0,
                 account_threshold: 50,
+                account_delay_threshold: 1_000,
                 ip_threshold: 1_000,
                 lock_secs: 600,
             },

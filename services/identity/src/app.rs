@@ -35,6 +35,7 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
     let dummy_hash = hasher.hash_async(secrets::random_token()).await?;
 
     let mut platform = Platform::start(config, &MIGRATIONS).await?;
+    hasher.register_metrics(&platform.metrics.registry());
     let auth = &platform.config.auth;
     let tokens = TokenIssuer::new(
         keys.clone(),

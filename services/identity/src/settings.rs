@@ -65,6 +65,25 @@ pub struct HashingSettings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Memory all concurrent hashes and checks may use together. Each one holds `memory_kib`, so
+    /// at most `memory_budget_mib * 1024 / memory_kib` run at once (at least one): the default
+    /// 128 MiB / 19 MiB allows 6, about 114 MiB, within the pod's 512 MiB with room for the rest.
+    pub memory_budget_mib: u32,
+    /// How long a request waits for its turn to hash before it is answered UNAVAILABLE with a
+    /// Retry-After; 0 means it does not wait at all.
+    pub queue_timeout_ms: u64,
+}
+
+impl HashingSettings {
+    /// How many hashes fit in the memory budget at once (see `memory_budget_mib`).
+    pub fn concurrent_hashes(&self) -> usize {
+        let budget_kib = u64::from(self.memory_budget_mib) * 1024;
+        let per_hash_kib = u64::from(self.memory_kib.max(1));
+        usize::try_from(budget_kib / per_hash_kib)
+            .unwrap_or(usize::MAX)
+            // Validation guarantees room for one; a budget below that would deadlock every login.
+            .max(1)
+    }
 }
 
 impl Default for HashingSettings {
@@ -73,12 +92,24 @@ impl Default for HashingSettings {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
+            memory_budget_mib: 128,
+            queue_timeout_ms: 2_000,
         }
     }
 }
 
-/// Brute-force protection, kept per account (the email as typed, whether or not it exists) and
-/// per client IP.
+/// Brute-force protection. Three counters see every attempt, each reserved before the password
+/// is checked (so parallel attempts cannot overtake it):
+/// - per (account, client IP): `account_threshold` failures lock that pair out for `lock_secs`.
+///   The attacker's address is locked; the real user's address is not.
+/// - per account, from every address: past `account_delay_threshold` failures each attempt on
+///   the account waits the escalating delay (at most `max_delay_ms`), but it is never locked, so
+///   nobody can lock someone else out; a distributed guesser is slowed to one guess per delay.
+/// - per client IP, across accounts: `ip_threshold` failures lock that address out (spraying).
+///
+/// On every counter the first `free_attempts` failures within `window_secs` cost nothing; later
+/// ones wait `base_delay_ms`, doubling up to `max_delay_ms`. A quiet window resets a counter;
+/// a successful login resets its (account, IP) counter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutSettings {
@@ -89,8 +120,10 @@ pub struct LockoutSettings {
     /// The delay after the first delayed failure; it doubles with each further failure.
     pub base_delay_ms: u64,
     pub max_delay_ms: u64,
-    /// Failures on one account that lock it for `lock_secs`.
+    /// Failures on one account from one client IP that lock that pair for `lock_secs`.
     pub account_threshold: u32,
+    /// Failures on one account from all addresses after which every attempt on it is delayed.
+    pub account_delay_threshold: u32,
     /// Failures from one IP that lock it out for `lock_secs`.
     pub ip_threshold: u32,
     pub lock_secs: u64,
@@ -104,6 +137,7 @@ impl Default for LockoutSettings {
             base_delay_ms: 500,
             max_delay_ms: 8_000,
             account_threshold: 10,
+            account_delay_threshold: 100,
             ip_threshold: 50,
             lock_secs: 15 * 60,
         }
@@ -170,7 +204,13 @@ impl Validate for IdentitySettings {
         argon2::Params::new(h.memory_kib, h.iterations, h.parallelism, None)
             .map_err(|err| ConfigError::invalid("app.password_hashing", err.to_string()))?;
         let l = &self.lockout;
-        if l.account_threshold == 0 || l.ip_threshold == 0 {
+        if u64::from(h.memory_budget_mib) * 1024 < u64::from(h.memory_kib) {
+            return Err(ConfigError::invalid(
+                "app.password_hashing.memory_budget_mib",
+                "must hold at least one hash (memory_kib)",
+            ));
+        }
+        if l.account_threshold == 0 || l.account_delay_threshold == 0 || l.ip_threshold == 0 {
             return Err(ConfigError::invalid(
                 "app.lockout",
                 "thresholds must be at least 1",

@@ -4,8 +4,16 @@ use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
+use keel_kernel::metrics::MetricsRegistry;
 use keel_kernel::{Error, FieldViolation};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::domain::lockout::try_again_in;
 use crate::settings::HashingSettings;
 
 pub const MIN_LENGTH: usize = 10;
@@ -67,10 +75,64 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// argon2id with the configured cost. Hashing is CPU-bound: callers run it on the blocking pool.
+/// argon2id with the configured cost. Hashing is CPU-bound: callers run it on the blocking pool,
+/// and only as many at once as the memory budget holds (each hash allocates `memory_kib`).
 #[derive(Clone)]
 pub struct PasswordHasherConfig {
     params: Params,
+    gate: Arc<HashingGate>,
+}
+
+/// The memory budget as permits, one per running hash, and what it reports.
+struct HashingGate {
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
+    in_flight: Gauge,
+    /// The most hashes ever held at once: what shows the budget holds under load.
+    in_flight_max: Gauge,
+    /// Requests that waited `queue_timeout` without a permit and were turned away.
+    rejected: Counter,
+}
+
+/// A running hash's share of the budget; it goes back when the hash ends, even if the request
+/// that asked for it was cancelled meanwhile (the blocking task owns it).
+struct HashingPermit {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Gauge,
+}
+
+impl Drop for HashingPermit {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
+}
+
+impl HashingGate {
+    async fn enter(&self) -> Result<HashingPermit, Error> {
+        let permit = if self.queue_timeout.is_zero() {
+            self.permits.clone().try_acquire_owned().ok()
+        } else {
+            tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let Some(permit) = permit else {
+            self.rejected.inc();
+            let wait = Duration::from_secs(1);
+            return Err(Error::unavailable(format!(
+                "too many passwords are being checked; {}",
+                try_again_in(wait)
+            ))
+            .with_retry_after(wait));
+        };
+        let now = self.in_flight.inc() + 1;
+        self.in_flight_max.inner().fetch_max(now, Ordering::Relaxed);
+        Ok(HashingPermit {
+            _permit: permit,
+            in_flight: self.in_flight.clone(),
+        })
+    }
 }
 
 impl PasswordHasherConfig {
@@ -82,7 +144,37 @@ impl PasswordHasherConfig {
             None,
         )
         .map_err(|err| Error::internal(anyhow::anyhow!("app.password_hashing: {err}")))?;
-        Ok(PasswordHasherConfig { params })
+        let gate = HashingGate {
+            permits: Arc::new(Semaphore::new(settings.concurrent_hashes())),
+            queue_timeout: Duration::from_millis(settings.queue_timeout_ms),
+            in_flight: Gauge::default(),
+            in_flight_max: Gauge::default(),
+            rejected: Counter::default(),
+        };
+        Ok(PasswordHasherConfig {
+            params,
+            gate: Arc::new(gate),
+        })
+    }
+
+    /// Report the hashing budget's use on the service's `/metrics`.
+    pub fn register_metrics(&self, registry: &MetricsRegistry) {
+        let gate = &self.gate;
+        registry.register(
+            "password_hashing_in_flight",
+            "Password hashes and checks running now",
+            gate.in_flight.clone(),
+        );
+        registry.register(
+            "password_hashing_in_flight_max",
+            "The most password hashes and checks that ran at once (bounded by the memory budget)",
+            gate.in_flight_max.clone(),
+        );
+        registry.register(
+            "password_hashing_rejected",
+            "Requests refused because no password hashing slot freed up in time",
+            gate.rejected.clone(),
+        );
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -114,20 +206,28 @@ impl PasswordHasherConfig {
         }
     }
 
-    /// Hash on the blocking pool.
+    /// Hash on the blocking pool, within the memory budget.
     pub async fn hash_async(&self, password: String) -> Result<String, Error> {
+        let permit = self.gate.enter().await?;
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|err| Error::internal(anyhow::anyhow!("hashing task failed: {err}")))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hasher.hash(&password)
+        })
+        .await
+        .map_err(|err| Error::internal(anyhow::anyhow!("hashing task failed: {err}")))?
     }
 
-    /// Verify on the blocking pool.
+    /// Verify on the blocking pool, within the memory budget.
     pub async fn verify_async(&self, password: String, phc: String) -> Result<bool, Error> {
+        let permit = self.gate.enter().await?;
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
-            .await
-            .map_err(|err| Error::internal(anyhow::anyhow!("hashing task failed: {err}")))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hasher.verify(&password, &phc)
+        })
+        .await
+        .map_err(|err| Error::internal(anyhow::anyhow!("hashing task failed: {err}")))
     }
 }
 
@@ -169,6 +269,7 @@ mod tests {
             memory_kib: 1024,
             iterations: 1,
             parallelism: 1,
+            ..HashingSettings::default()
         })
         .expect("params");
         let hash = hasher.hash("Correct horse 42").expect("hash");

@@ -10,7 +10,7 @@ use super::auth::Auth;
 use super::convert::{self, Registration};
 use super::sessions::{grants_in, issue_pair, not_a_member, session_of, unscoped_grants};
 use crate::domain::audit::{actions, targets};
-use crate::domain::lockout::{self, Gate};
+use crate::domain::lockout::{self, Gate, Throttle};
 use crate::domain::{AuditEntry, Email, Password, RevokeReason, SessionId, secrets};
 use crate::events::publish::{self, types};
 use crate::repo::sessions::{self, NewSession};
@@ -22,12 +22,14 @@ fn bad_credentials() -> Error {
 }
 
 fn locked_out(wait: std::time::Duration) -> Error {
-    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     Error::new(
         ErrorCode::RateLimit,
-        format!("too many failed sign-in attempts; try again in {seconds} seconds"),
+        format!(
+            "too many failed sign-in attempts; {}",
+            lockout::try_again_in(wait)
+        ),
     )
-    .with_retry_after(std::time::Duration::from_secs(seconds))
+    .with_retry_after(std::time::Duration::from_secs(lockout::whole_seconds(wait)))
 }
 
 impl Auth {
@@ -68,17 +70,83 @@ impl Auth {
         Ok(convert::user(&user))
     }
 
-    /// The failure counters an attempt is checked against, with their lockout thresholds.
-    fn throttle_keys(&self, meta: &RequestMeta, email: &str) -> Vec<(String, u32)> {
-        let policy = &self.0.settings.lockout;
-        let mut keys = vec![(
-            format!("account:{}", Email::normalize(email)),
-            policy.account_threshold,
-        )];
-        if !meta.client_ip.is_empty() {
-            keys.push((format!("ip:{}", meta.client_ip), policy.ip_threshold));
+    /// The failure counters an attempt on `email` is checked against (see `domain::lockout`).
+    fn throttles(&self, meta: &RequestMeta, email: &str) -> Vec<Throttle> {
+        lockout::throttles(
+            &self.0.settings.lockout,
+            &Email::normalize(email),
+            &meta.client_ip,
+        )
+    }
+
+    /// Check `password` against `hash` as one attempt on `throttles`: the attempt is counted as a
+    /// failure before the (slow) check, atomically with the decision to let it through, so any
+    /// number of parallel attempts gets exactly as many checks as the limits allow. A right
+    /// password, or a check that never ran, gives the attempt back.
+    async fn check_password(
+        &self,
+        throttles: &[Throttle],
+        password: String,
+        hash: String,
+    ) -> Result<bool, Error> {
+        self.reserve_attempt(throttles).await?;
+        match self.0.hasher.verify_async(password, hash).await {
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                self.give_back_attempt(throttles, true).await?;
+                Ok(true)
+            }
+            Err(err) => {
+                self.give_back_attempt(throttles, false).await?;
+                Err(err)
+            }
         }
-        keys
+    }
+
+    /// Count one attempt on every counter, or refuse it (counting nothing) if any is closed.
+    async fn reserve_attempt(&self, throttles: &[Throttle]) -> Result<(), Error> {
+        let ctx = &self.0;
+        let mut tx = db::unscoped_tx(&ctx.db).await?;
+        let now = Utc::now();
+        let mut counters = Vec::with_capacity(throttles.len());
+        let mut longest_wait = None;
+        for throttle in throttles {
+            let counter = throttle::lock(&mut tx, &throttle.key).await?;
+            if let Gate::Closed(wait) = lockout::gate(Some(&counter), now) {
+                longest_wait = longest_wait.max(Some(wait));
+            }
+            counters.push(counter);
+        }
+        if let Some(wait) = longest_wait {
+            return Err(locked_out(wait));
+        }
+        for (throttle, counter) in throttles.iter().zip(counters) {
+            let next =
+                lockout::after_failure(Some(counter), now, &ctx.settings.lockout, throttle.limits);
+            throttle::put(&mut tx, &throttle.key, &next).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Undo a reservation: after a right password the (account, IP) history is forgiven; the
+    /// shared counters only get this attempt back, keeping everyone else's failures.
+    async fn give_back_attempt(
+        &self,
+        throttles: &[Throttle],
+        succeeded: bool,
+    ) -> Result<(), Error> {
+        let mut tx = db::unscoped_tx(&self.0.db).await?;
+        for throttle in throttles {
+            if succeeded && throttle.cleared_by_success() {
+                throttle::clear(&mut tx, &throttle.key).await?;
+            } else if let Some(counter) = throttle::get(&mut tx, &throttle.key).await? {
+                let refunded = lockout::after_refund(counter, throttle.limits);
+                throttle::put(&mut tx, &throttle.key, &refunded).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all)]
@@ -100,16 +168,8 @@ impl Auth {
         }
         fields.finish()?;
 
-        let keys = self.throttle_keys(meta, &request.email);
+        let throttles = self.throttles(meta, &request.email);
         let mut conn = ctx.db.acquire().await?;
-        let now = Utc::now();
-        for (key, _) in &keys {
-            if let Gate::Closed(wait) =
-                lockout::gate(throttle::get(&mut conn, key).await?.as_ref(), now)
-            {
-                return Err(locked_out(wait));
-            }
-        }
         let found = users::find_for_login(&mut conn, &request.email).await?;
         drop(conn);
         // An unknown email is checked against a dummy hash: the same work, the same answer.
@@ -117,14 +177,14 @@ impl Auth {
             Some((user, hash)) => (Some(user), hash),
             None => (None, ctx.dummy_hash.clone()),
         };
-        let matches = ctx.hasher.verify_async(request.password, hash).await?;
+        let matches = self
+            .check_password(&throttles, request.password, hash)
+            .await?;
         let Some(user) = user.filter(|_| matches) else {
-            self.record_failure(&keys).await?;
             return Err(bad_credentials());
         };
 
         let mut tx = db::unscoped_tx(&ctx.db).await?;
-        throttle::clear(&mut tx, &keys[0].0).await?;
         let session = SessionId::new();
         let expires_at =
             Utc::now() + chrono::Duration::seconds(ctx.settings.tokens.refresh_ttl_secs as i64);
@@ -148,20 +208,6 @@ impl Auth {
         audit::record_account(&mut tx, user.id, &entry).await?;
         tx.commit().await?;
         Ok(pair)
-    }
-
-    /// Count a failed attempt against every key, each under its own threshold.
-    async fn record_failure(&self, keys: &[(String, u32)]) -> Result<(), Error> {
-        let ctx = &self.0;
-        let mut tx = db::unscoped_tx(&ctx.db).await?;
-        let now = Utc::now();
-        for (key, threshold) in keys {
-            let counter = throttle::get(&mut tx, key).await?;
-            let next = lockout::after_failure(counter, now, &ctx.settings.lockout, *threshold);
-            throttle::put(&mut tx, key, &next).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     #[tracing::instrument(skip_all)]
@@ -238,13 +284,18 @@ impl Auth {
         }
         let new_password = Password::parse("new_password", &request.new_password)?;
         let mut conn = ctx.db.acquire().await?;
+        let account = users::get(&mut conn, user)
+            .await?
+            .ok_or_else(|| Error::not_found("user", user))?;
         let current_hash = users::password_hash(&mut conn, user)
             .await?
             .ok_or_else(|| Error::not_found("user", user))?;
         drop(conn);
-        if !ctx
-            .hasher
-            .verify_async(request.current_password, current_hash.clone())
+        // A stolen access token must not become an unthrottled password oracle: the check counts
+        // on the same counters as a login to this account from this address.
+        let throttles = self.throttles(&caller.meta, &account.email);
+        if !self
+            .check_password(&throttles, request.current_password, current_hash.clone())
             .await?
         {
             return Err(Error::invalid(

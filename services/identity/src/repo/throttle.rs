@@ -1,4 +1,4 @@
-//! Failed-login counters (global).
+//! Failed-login counters (global): one row per counter key (see `domain::lockout`).
 
 use chrono::{DateTime, Utc};
 use keel_kernel::Error;
@@ -22,12 +22,31 @@ pub async fn get(conn: &mut PgConnection, key: &str) -> Result<Option<Counter>, 
     .bind(key)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| Counter {
+    Ok(row.map(counter))
+}
+
+fn counter(row: Row) -> Counter {
+    Counter {
         failures: row.failures.max(0) as u32,
         last_failure_at: row.last_failure_at,
         next_attempt_at: row.next_attempt_at,
         locked_until: row.locked_until,
-    }))
+    }
+}
+
+/// The counter under `key`, created empty if there is none, locked for the rest of the
+/// transaction: concurrent attempts on the same key queue here, so each sees the ones before it.
+pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<Counter, Error> {
+    // `DO UPDATE` (a no-op) rather than `DO NOTHING`: it locks an existing row and returns it.
+    let row: Row = sqlx::query_as(
+        "INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 0, now()) \
+         ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key \
+         RETURNING failures, last_failure_at, next_attempt_at, locked_until",
+    )
+    .bind(key)
+    .fetch_one(conn)
+    .await?;
+    Ok(counter(row))
 }
 
 pub async fn put(conn: &mut PgConnection, key: &str, counter: &Counter) -> Result<(), Error> {

@@ -10,6 +10,7 @@ mod audit;
 mod config;
 mod isolation;
 mod jwks;
+mod login_security;
 mod roles;
 mod sessions;
 mod tenancy_events;

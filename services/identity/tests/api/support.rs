@@ -66,6 +66,7 @@ pub fn test_settings(keys_dir: &std::path::Path) -> IdentitySettings {
             memory_kib: 1024,
             iterations: 1,
             parallelism: 1,
+            ..HashingSettings::default()
         },
         lockout: LockoutSettings {
             window_secs: 600,
@@ -73,6 +74,7 @@ pub fn test_settings(keys_dir: &std::path::Path) -> IdentitySettings {
             base_delay_ms: 0,
             max_delay_ms: 0,
             account_threshold: 5,
+            account_delay_threshold: 1_000,
             ip_threshold: 1_000,
             lock_secs: 600,
         },
