@@ -113,7 +113,9 @@ impl Auth {
     ) -> Result<pb::IssueVerificationTokenResponse, Error> {
         let ctx = &self.0;
         if caller.claims.kind != PrincipalKind::Service {
-            return Err(Error::forbidden("only services may issue verification tokens"));
+            return Err(Error::forbidden(
+                "only services may issue verification tokens",
+            ));
         }
         caller.require(permissions::VERIFICATION_ISSUE)?;
         let id = Uuid::parse_str(&request.verification_id)
