@@ -7,6 +7,7 @@ mod support;
 mod accounts;
 mod api_keys;
 mod audit;
+mod audit_owner;
 mod config;
 mod isolation;
 mod jwks;
