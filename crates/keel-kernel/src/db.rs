@@ -182,8 +182,9 @@ pub async fn unscoped_tx(pool: &PgPool) -> Result<Tx, Error> {
     Ok(pool.begin().await?)
 }
 
-/// Create the service's role (LOGIN, no BYPASSRLS, no superuser) and its schema, owned by it, if
-/// missing. Run with a privileged connection: by `make run`'s provisioning and by the test kit.
+/// Create the service's role (LOGIN, no BYPASSRLS, no superuser), a `<role>_owner` role (NOLOGIN)
+/// owning its schema, in which the service may create objects, and the schema, if missing. Run
+/// with a privileged connection: by `make run`'s provisioning and by the test kit.
 /// In Kubernetes the database operator owns roles; this is for local stacks.
 pub async fn provision(
     admin: &PgPool,
@@ -208,12 +209,68 @@ pub async fn provision(
          END $$"
     );
     conn.execute(statement.as_str()).await?;
-    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}").as_str())
+    // The schema belongs to `<role>_owner`, a role nobody logs in as, not to the service: a
+    // schema's owner may drop anything in it, so owning it would let the service undo any
+    // protection (an append-only table) that its migrations hand to the owner role.
+    let owner = format!("{role}_owner");
+    let statement = format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN \
+             CREATE ROLE {owner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; \
+           END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+         END $$"
+    );
+    conn.execute(statement.as_str()).await?;
+    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}").as_str())
+        .await?;
+    // Schemas provisioned before the owner role existed are handed over too.
+    conn.execute(format!("ALTER SCHEMA {schema} OWNER TO {owner}").as_str())
+        .await?;
+    conn.execute(format!("GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}").as_str())
+        .await?;
+    conn.execute(seal_function(schema, role, &owner).as_str())
         .await?;
     // A service reaches only its own schema: nothing in `public`, nothing in the others.
     conn.execute(format!("REVOKE ALL ON SCHEMA public FROM {role}").as_str())
         .await?;
     Ok(())
+}
+
+/// `<schema>.keel_seal_append_only(table)`: what a service's migration calls to give up its own
+/// power over an append-only table. The table and its trigger functions pass to the owner role,
+/// and the service keeps only SELECT and INSERT, so it can no longer alter, drop, truncate or
+/// disable the triggers of what it created. The service cannot do that alone (it is not a member
+/// of the owner role, on purpose), so the function runs as the provisioning role; it acts only on
+/// tables of its schema that the service owns, so it can take rights away and never grant any.
+fn seal_function(schema: &str, role: &str, owner: &str) -> String {
+    format!(
+        r#"CREATE OR REPLACE FUNCTION {schema}.keel_seal_append_only(target text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    AS $seal$
+DECLARE
+    table_oid oid;
+    guard regprocedure;
+BEGIN
+    SELECT c.oid INTO table_oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = '{schema}' AND c.relname = target AND c.relkind IN ('r', 'p')
+       AND pg_get_userbyid(c.relowner) = '{role}';
+    IF table_oid IS NULL THEN
+        RAISE EXCEPTION 'no table %.% owned by {role}', '{schema}', target;
+    END IF;
+    FOR guard IN SELECT DISTINCT t.tgfoid::regprocedure FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                  WHERE t.tgrelid = table_oid AND NOT t.tgisinternal
+                    AND pg_get_userbyid(p.proowner) = '{role}' LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO {owner}', guard);
+    END LOOP;
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO {owner}', '{schema}', target);
+    EXECUTE format('REVOKE ALL ON %I.%I FROM {role}', '{schema}', target);
+    EXECUTE format('GRANT SELECT, INSERT ON %I.%I TO {role}', '{schema}', target);
+END
+$seal$;
+REVOKE ALL ON FUNCTION {schema}.keel_seal_append_only(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {schema}.keel_seal_append_only(text) TO {role};"#
+    )
 }
 
 /// A row of the convention check: a tenant table that breaks the rules, and why.

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use keel_kernel::auth::{Claims, PrincipalKind};
-use keel_kernel::{Error, TenantId, UserId};
+use keel_kernel::{Error, TenantId};
 
-use crate::domain::{ApiKeyId, SessionId};
+use crate::domain::{ApiKeyId, SessionId, User};
 use crate::keys::KeyRing;
 
 /// What a signed access token says, and for how long.
@@ -58,22 +58,30 @@ impl TokenIssuer {
         self.access_ttl
     }
 
+    pub fn api_key_ttl(&self) -> i64 {
+        self.api_key_ttl
+    }
+
     /// A user's token: unscoped (`tenant` = None, no rights) or scoped to a tenant with `grants`.
+    /// It carries the user's email and whether it is verified, for services that bind something
+    /// to an address (an invitation).
     pub fn user_token(
         &self,
-        user: UserId,
+        user: &User,
         session: SessionId,
         tenant: Option<TenantId>,
         grants: Grants,
     ) -> Result<AccessToken, Error> {
-        let claims = self.claims(
-            user.to_string(),
+        let mut claims = self.claims(
+            user.id.to_string(),
             PrincipalKind::User,
             tenant,
             grants,
             Some(session),
             self.access_ttl,
         );
+        claims.email = Some(user.email.clone());
+        claims.email_verified = user.email_verified;
         Ok(AccessToken {
             token: self.keys.sign(&claims)?,
             expires_in: self.access_ttl,

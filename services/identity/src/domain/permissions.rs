@@ -13,6 +13,15 @@ pub const API_KEY_LIST: &str = "identity.api_key.list";
 pub const API_KEY_CREATE: &str = "identity.api_key.create";
 pub const API_KEY_DELETE: &str = "identity.api_key.delete";
 pub const AUDIT_EVENT_LIST: &str = "identity.audit_event.list";
+/// Issuing a fresh email-verification token (the notifier's call).
+pub const VERIFICATION_ISSUE: &str = "identity.verification.issue";
+
+/// Permissions only other services of the mesh hold, on their own service tokens. They are not in
+/// the catalogue, so no role or API key can carry them.
+pub const SERVICE_ONLY: &[(&str, &str)] = &[(
+    VERIFICATION_ISSUE,
+    "Issue email-verification tokens for delivery",
+)];
 
 /// Every permission a role or API key can grant, with what it allows.
 pub const CATALOGUE: &[(&str, &str)] = &[
@@ -79,6 +88,11 @@ pub fn is_known(name: &str) -> bool {
     CATALOGUE.iter().any(|(known, _)| *known == name)
 }
 
+/// Whether `name` is a permission only service principals hold.
+pub fn is_service_only(name: &str) -> bool {
+    SERVICE_ONLY.iter().any(|(known, _)| *known == name)
+}
+
 /// The permission patterns of a built-in role, or `None` for any other name.
 pub fn built_in(role: &str) -> Option<Vec<String>> {
     roles::built_in(role).map(|patterns| patterns.into_iter().map(str::to_owned).collect())
@@ -111,15 +125,22 @@ mod tests {
     fn every_permission_the_protos_declare_is_in_the_catalogue() {
         for permission in keel_kernel::contract::permissions() {
             assert!(
-                is_known(permission),
+                is_known(permission) || is_service_only(permission),
                 "{permission} is declared in a proto but not catalogued"
             );
         }
     }
 
     #[test]
+    fn service_only_permissions_are_not_in_the_catalogue() {
+        for (name, _) in SERVICE_ONLY {
+            assert!(!is_known(name), "{name} could be granted by a role");
+        }
+    }
+
+    #[test]
     fn every_catalogue_name_has_three_segments() {
-        for (name, _) in CATALOGUE {
+        for (name, _) in CATALOGUE.iter().chain(SERVICE_ONLY) {
             assert_eq!(name.split('.').count(), 3, "{name}");
         }
     }

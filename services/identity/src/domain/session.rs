@@ -17,6 +17,8 @@ pub struct Session {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the latest access token issued for the session expires.
+    pub access_expires_at: DateTime<Utc>,
 }
 
 impl Session {

@@ -74,6 +74,7 @@ pub async fn sessions_revoked(
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             reason: reason_proto(reason) as i32,
+            tokens_expire_time: Some(keel_kernel::grpc::timestamp(session.access_expires_at)),
         };
         let mut event = account_event(types::SESSION_REVOKED, session.id, &payload, meta, actor)?;
         if let Some(tenant) = session.scope_tenant {

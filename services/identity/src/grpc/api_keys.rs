@@ -1,7 +1,11 @@
 //! API keys: creating, listing and revoking a tenant's keys, and exchanging a key's secret for a
 //! short-lived token (the gateway's call, on AuthService).
 
+use std::str::FromStr;
+
 use chrono::Utc;
+use keel_kernel::UserId;
+use keel_kernel::auth::any_matches;
 use keel_kernel::db::{self, TenantTx};
 use keel_kernel::grpc::paging::{self, PageSize, PageToken, TimeId};
 use keel_kernel::grpc::{from_timestamp, timestamp};
@@ -11,9 +15,10 @@ use keel_proto::identity::v1 as pb;
 use super::access::Access;
 use super::auth::Auth;
 use super::convert;
-use super::roles::catalogue_permissions;
+use super::roles::{catalogue_permissions, require_all};
+use super::sessions::grants_in;
 use crate::domain::audit::{actions, targets};
-use crate::domain::{ApiKeyId, AuditEntry, TenantState, permissions, secrets};
+use crate::domain::{ApiKey, ApiKeyId, AuditEntry, TenantState, permissions, secrets};
 use crate::events::publish::{self, types};
 use crate::repo::api_keys::{self, NewApiKey};
 use crate::repo::{audit, tenancy};
@@ -41,15 +46,6 @@ impl Access {
             fields.add("api_key.name", "is required, at most 100 characters");
         }
         let scopes = fields.check(catalogue_permissions("api_key.scopes", &key.scopes));
-        // A key can never do more than its creator.
-        for (i, scope) in key.scopes.iter().enumerate() {
-            if permissions::is_known(scope) && !caller.claims.has_permission(scope) {
-                fields.add(
-                    format!("api_key.scopes[{i}]"),
-                    format!("{scope} is not a permission you hold"),
-                );
-            }
-        }
         let expires_at = match &key.expire_time {
             Some(ts) => fields.check(from_timestamp("api_key.expire_time", ts)),
             None => None,
@@ -59,6 +55,8 @@ impl Access {
         }
         fields.finish()?;
         let scopes = scopes.unwrap_or_default();
+        // A key can never do more than its creator.
+        require_all(caller, &scopes)?;
 
         let id = ApiKeyId::new();
         let secret = secrets::new_api_key_secret(id);
@@ -140,10 +138,13 @@ impl Access {
             .await?
             .ok_or_else(|| Error::not_found("API key", id))?;
         let actor = caller.actor();
+        // Tokens exchanged for the key before now expire within one key-token lifetime.
+        let tokens_expire_at = Utc::now() + chrono::Duration::seconds(ctx.tokens.api_key_ttl());
         let payload = pb::ApiKeyRevoked {
             key_id: id.to_string(),
             tenant_id: tenant.to_string(),
             revoked_by: revoked_by.clone(),
+            tokens_expire_time: Some(timestamp(tokens_expire_at)),
         };
         let event = publish::tenant_event(
             types::API_KEY_REVOKED,
@@ -184,6 +185,9 @@ impl Auth {
         let key = api_keys::authenticate(&mut tx, id, &secrets::hash(secret))
             .await?
             .ok_or_else(refused)?;
+        if !creator_still_holds_scopes(&mut tx, &key).await? {
+            return Err(refused());
+        }
         tx.commit().await?;
         let token = ctx.tokens.api_key_token(id, tenant, &key.scopes)?;
         Ok(pb::ExchangeApiKeyResponse {
@@ -195,4 +199,39 @@ impl Auth {
             key_expire_time: key.expires_at.map(timestamp),
         })
     }
+}
+
+/// How many keys a chain of keys creating keys may pass through before its user: deeper chains
+/// are refused rather than followed.
+const MAX_CREATOR_CHAIN: usize = 8;
+
+/// Whether whoever created `key` could still create it now: a user still a member of the tenant
+/// whose role covers every scope, or a key still live whose scopes cover them and whose own
+/// creator passes the same test. A key must not outlive its creator's rights.
+async fn creator_still_holds_scopes(tx: &mut TenantTx, key: &ApiKey) -> Result<bool, Error> {
+    let covers = |granted: &[String]| key.scopes.iter().all(|s| any_matches(granted, s));
+    let mut creator = key.created_by.clone();
+    for _ in 0..MAX_CREATOR_CHAIN {
+        if let Some(parent) = creator.strip_prefix("apikey:") {
+            let Ok(parent) = ApiKeyId::from_str(parent) else {
+                return Ok(false);
+            };
+            let Some(parent) = api_keys::live(tx, parent).await? else {
+                return Ok(false);
+            };
+            if !covers(&parent.scopes) {
+                return Ok(false);
+            }
+            creator = parent.created_by;
+            continue;
+        }
+        let Ok(user) = UserId::from_str(&creator) else {
+            return Ok(false);
+        };
+        return Ok(match grants_in(tx, user).await? {
+            Some(grants) => covers(&grants.perms),
+            None => false,
+        });
+    }
+    Ok(false)
 }

@@ -98,6 +98,17 @@ impl AuthService for Auth {
         }))
     }
 
+    async fn issue_verification_token(
+        &self,
+        request: Request<pb::IssueVerificationTokenRequest>,
+    ) -> Result<Response<pb::IssueVerificationTokenResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.issue_verification_token(&caller, request.into_inner())
+                .await?,
+        ))
+    }
+
     async fn exchange_api_key(
         &self,
         request: Request<pb::ExchangeApiKeyRequest>,

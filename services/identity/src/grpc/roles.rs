@@ -39,6 +39,23 @@ pub(super) fn catalogue_permissions(
     Ok(chosen)
 }
 
+/// AUTHZ unless the caller holds every one of `granted`: nobody hands out (to a role or a key)
+/// a right they lack, or an admin could mint an owner-only role and bind themselves to it.
+pub(super) fn require_all(caller: &Caller, granted: &[String]) -> Result<(), Error> {
+    let missing: Vec<&str> = granted
+        .iter()
+        .filter(|permission| !caller.claims.has_permission(permission))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "you cannot grant permissions you do not hold: {}",
+        missing.join(", ")
+    )))
+}
+
 impl Access {
     pub(super) async fn list_roles(
         &self,
@@ -94,6 +111,7 @@ impl Access {
                 "role fields parsed without violations yet missing"
             )));
         };
+        require_all(caller, &perms)?;
 
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         let created = roles::create(&mut tx, &name, &role.description, &perms).await?;

@@ -57,7 +57,9 @@ pub(super) async fn unscoped_grants(
     if ctx.settings.platform_admins.is_empty() {
         return Ok(Grants::default());
     }
-    let Some(found) = users::get(conn, user).await? else {
+    // Matched by a verified address only: otherwise whoever registers a configured address
+    // first would be a platform admin.
+    let Some(found) = users::get(conn, user).await?.filter(|u| u.email_verified) else {
         return Ok(Grants::default());
     };
     let email = Email::normalize(&found.email);
@@ -94,13 +96,17 @@ pub(super) async fn issue_pair(
     tenant: Option<TenantId>,
     grants: Grants,
 ) -> Result<pb::TokenPair, Error> {
+    let account = users::get(conn, user)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
     let refresh = secrets::new_refresh_token();
     sessions::retire_refresh_tokens(conn, session).await?;
     sessions::add_refresh_token(conn, session, &secrets::hash(&refresh)).await?;
-    let expires_at =
-        Utc::now() + chrono::Duration::seconds(ctx.settings.tokens.refresh_ttl_secs as i64);
-    sessions::touch(conn, session, tenant, expires_at).await?;
-    let access = ctx.tokens.user_token(user, session, tenant, grants)?;
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(ctx.settings.tokens.refresh_ttl_secs as i64);
+    let access_expires_at = now + chrono::Duration::seconds(ctx.tokens.access_ttl());
+    sessions::touch(conn, session, tenant, expires_at, access_expires_at).await?;
+    let access = ctx.tokens.user_token(&account, session, tenant, grants)?;
     Ok(pb::TokenPair {
         access_token: access.token,
         refresh_token: refresh,

@@ -8,10 +8,12 @@ use sqlx::PgConnection;
 use super::auth::Auth;
 use super::convert;
 use crate::domain::audit::{actions, targets};
-use crate::domain::{AuditEntry, User, secrets};
+use crate::domain::{AuditEntry, User, permissions, secrets};
 use crate::events::publish::{self, types};
 use crate::repo::{audit, users, verifications};
 use keel_kernel::Actor;
+use keel_kernel::auth::PrincipalKind;
+use uuid::Uuid;
 
 impl Auth {
     /// Issue a verification token (invalidating earlier ones) and ask a notifier to deliver it.
@@ -22,15 +24,19 @@ impl Auth {
         user: &User,
     ) -> Result<(), Error> {
         let ctx = &self.0;
+        // Never delivered as is: a notifier asks for a fresh one by the verification's id.
         let token = secrets::random_token();
         let ttl = ctx.settings.tokens.email_verification_ttl_secs as i64;
         let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
-        verifications::replace(conn, user.id, &secrets::hash(&token), expires_at).await?;
+        let verification =
+            verifications::replace(conn, user.id, &secrets::hash(&token), expires_at).await?;
+        // The event names the verification, never its token: the notifier gets a token through
+        // `issue_verification_token`, so no secret is retained in the stream.
         let requested = pb::UserVerificationRequested {
             user_id: user.id.to_string(),
             email: user.email.clone(),
-            token,
             expire_time: Some(keel_kernel::grpc::timestamp(expires_at)),
+            verification_id: verification.to_string(),
         };
         let actor = Actor::user(user.id);
         let event = publish::account_event(
@@ -95,5 +101,39 @@ impl Auth {
         audit::record_account(&mut tx, user_id, &entry).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A fresh token for a pending verification, for the notifier to mail. Only service
+    /// principals: a user holding the permission through a role pattern is still refused.
+    #[tracing::instrument(skip_all)]
+    pub(super) async fn issue_verification_token(
+        &self,
+        caller: &Caller,
+        request: pb::IssueVerificationTokenRequest,
+    ) -> Result<pb::IssueVerificationTokenResponse, Error> {
+        let ctx = &self.0;
+        if caller.claims.kind != PrincipalKind::Service {
+            return Err(Error::forbidden(
+                "only services may issue verification tokens",
+            ));
+        }
+        caller.require(permissions::VERIFICATION_ISSUE)?;
+        let id = Uuid::parse_str(&request.verification_id)
+            .map_err(|_| Error::invalid("verification_id", "must be a verification id"))?;
+        let token = secrets::random_token();
+        let mut tx = db::unscoped_tx(&ctx.db).await?;
+        let (user_id, expires_at) = verifications::rotate(&mut tx, id, &secrets::hash(&token))
+            .await?
+            .ok_or_else(|| Error::not_found("pending verification", id))?;
+        let user = users::get(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("pending verification", id))?;
+        tx.commit().await?;
+        Ok(pb::IssueVerificationTokenResponse {
+            user_id: user_id.to_string(),
+            email: user.email,
+            token,
+            expire_time: Some(keel_kernel::grpc::timestamp(expires_at)),
+        })
     }
 }

@@ -103,6 +103,20 @@ pub async fn authenticate(
     Ok(row.map(ApiKey::from))
 }
 
+/// The key with this id if it is still live (not revoked, not expired), without marking it used.
+pub async fn live(tx: &mut TenantTx, id: ApiKeyId) -> Result<Option<ApiKey>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys \
+         WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL \
+           AND (expires_at IS NULL OR expires_at > now())"
+    ))
+    .bind(tx.tenant())
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(ApiKey::from))
+}
+
 /// The position of `key` in [`list_live`]'s order, for its page token.
 pub fn cursor(key: &ApiKey) -> TimeId {
     TimeId {

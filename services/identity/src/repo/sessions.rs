@@ -17,6 +17,7 @@ struct Row {
     last_used_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    access_expires_at: DateTime<Utc>,
 }
 
 impl From<Row> for Session {
@@ -31,6 +32,7 @@ impl From<Row> for Session {
             last_used_at: row.last_used_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            access_expires_at: row.access_expires_at,
         }
     }
 }
@@ -39,7 +41,7 @@ fn sessions(rows: Vec<Row>) -> Vec<Session> {
     rows.into_iter().map(Session::from).collect()
 }
 
-const COLUMNS: &str = "id, user_id, scope_tenant, user_agent, ip_address, created_at, last_used_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, user_id, scope_tenant, user_agent, ip_address, created_at, last_used_at, expires_at, revoked_at, access_expires_at";
 
 pub struct NewSession<'a> {
     pub id: SessionId,
@@ -132,19 +134,25 @@ pub async fn retire_refresh_tokens(
     Ok(())
 }
 
-/// Record a refresh or switch: scope, last use, sliding expiry.
+/// Record a refresh or switch: scope, last use, sliding expiry, and when the access token issued
+/// with it expires (kept as the latest, so a revocation can say when its tokens are all gone).
 pub async fn touch(
     conn: &mut PgConnection,
     session: SessionId,
     scope: Option<TenantId>,
     expires_at: DateTime<Utc>,
+    access_expires_at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE sessions SET scope_tenant = $2, last_used_at = now(), expires_at = $3 WHERE id = $1")
-        .bind(session)
-        .bind(scope)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE sessions SET scope_tenant = $2, last_used_at = now(), expires_at = $3, \
+         access_expires_at = GREATEST(access_expires_at, $4) WHERE id = $1",
+    )
+    .bind(session)
+    .bind(scope)
+    .bind(expires_at)
+    .bind(access_expires_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

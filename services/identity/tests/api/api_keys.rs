@@ -299,7 +299,7 @@ async fn scopes_must_be_catalogue_permissions_the_creator_holds() {
                 &admin_scoped.access_token,
             ))
             .await,
-        ErrorCode::Validation,
+        ErrorCode::Authz,
     );
 
     let empty = app

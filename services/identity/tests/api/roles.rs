@@ -219,7 +219,8 @@ async fn platform_admins_named_in_the_config_get_platform_rights_on_unscoped_tok
     let admin_email = email.clone();
     let app =
         TestApp::spawn_with(move |s| s.platform_admins = vec![admin_email.to_uppercase()]).await;
-    app.register(&email).await;
+    let user = app.register(&email).await;
+    app.verify(user).await;
     let pair = app.login(&email).await;
     let claims = claims_of(&pair.access_token);
     assert_eq!(claims.tid, None);

@@ -15,7 +15,7 @@ use keel_identity::settings::{
     HashingSettings, IdentitySettings, LockoutSettings, SigningKeyFile, SigningSettings,
 };
 use keel_kernel::app::Running;
-use keel_kernel::auth::Claims;
+use keel_kernel::auth::{Claims, PrincipalKind};
 use keel_kernel::config::{AuthConfig, Config, DatabaseConfig};
 use keel_kernel::{ErrorCode, TenantId, UserId};
 use keel_proto::events::v1::{Actor, EventEnvelope, actor};
@@ -240,6 +240,71 @@ impl TestApp {
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// A token of another service of the mesh (`kind: service`) holding `perms`, signed with
+    /// identity's own key, as the notifier would present.
+    pub fn service_token(&self, perms: &[&str]) -> String {
+        let ring = keel_identity::keys::KeyRing::load(&self.settings.signing).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "notifier".into(),
+            kind: PrincipalKind::Service,
+            tid: None,
+            roles: Vec::new(),
+            perms: perms.iter().map(|p| (*p).to_owned()).collect(),
+            sid: None,
+            email: None,
+            email_verified: false,
+            scopes: Vec::new(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            exp: now + 300,
+            iat: now,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        ring.sign(&claims).unwrap()
+    }
+
+    /// The `verification_id` of the user's latest verification request.
+    pub async fn verification_id(&self, user: UserId) -> String {
+        self.published_eventually("identity.user.verification_requested", |e| {
+            e.aggregate_id == user.to_string()
+        })
+        .await;
+        let events = self.published("identity.user.verification_requested").await;
+        let latest = events
+            .iter()
+            .rev()
+            .find(|e| e.aggregate_id == user.to_string())
+            .unwrap();
+        keel_testkit::payload::<pb::UserVerificationRequested>(latest).verification_id
+    }
+
+    /// What the notifier does to mail a verification link: ask identity for a fresh token.
+    pub async fn verification_token(&self, user: UserId) -> String {
+        let id = self.verification_id(user).await;
+        self.auth()
+            .issue_verification_token(bearer(
+                pb::IssueVerificationTokenRequest {
+                    verification_id: id,
+                },
+                &self.service_token(&["identity.verification.issue"]),
+            ))
+            .await
+            .expect("issue a verification token")
+            .into_inner()
+            .token
+    }
+
+    /// Verify the user's email the way they would: with the token mailed to them.
+    pub async fn verify(&self, user: UserId) {
+        let token = self.verification_token(user).await;
+        self.auth()
+            .verify_email(pb::VerifyEmailRequest { token })
+            .await
+            .expect("verify");
     }
 
     /// A superuser pool on the test database (bypasses RLS: for assertions only).

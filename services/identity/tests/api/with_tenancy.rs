@@ -48,7 +48,8 @@ impl Mesh {
             .connect()
             .await
             .unwrap();
-        identity.register(&admin_email).await;
+        let admin = identity.register(&admin_email).await;
+        identity.verify(admin).await;
         Mesh {
             identity,
             _tenancy: running,
