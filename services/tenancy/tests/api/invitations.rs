@@ -4,6 +4,7 @@
 use keel_kernel::auth::roles;
 use keel_kernel::{ErrorCode, UserId};
 use keel_proto::tenancy::v1 as pb;
+use keel_tenancy::domain::permissions;
 use keel_testkit::assert_status;
 use keel_testkit::tokens::TokenSpec;
 
@@ -121,5 +122,93 @@ async fn the_invitation_created_event_carries_no_token() {
         raw.contains(&invitation.id),
         "the event names the invitation"
     );
+    app.stop().await;
+}
+
+fn issue(invitation: &pb::Invitation) -> pb::IssueInvitationTokenRequest {
+    pb::IssueInvitationTokenRequest {
+        tenant_id: invitation.tenant_id.clone(),
+        invitation_id: invitation.id.clone(),
+    }
+}
+
+/// What the notifier holds: a service token with the one permission the RPC declares.
+fn notifier_token(app: &TestApp) -> String {
+    app.issuer
+        .token(TokenSpec::service("notifier").perm(permissions::INVITATION_TOKEN_ISSUE))
+}
+
+#[tokio::test]
+async fn a_service_gets_a_fresh_invitation_token_that_works_and_the_old_one_stops_working() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = invite(&app, owner, &tenant.id, "ann@example.com").await;
+
+    let issued = app
+        .members(&notifier_token(&app))
+        .issue_invitation_token(issue(&invitation))
+        .await
+        .expect("the notifier gets a token")
+        .into_inner();
+    assert!(issued.token.starts_with("kinv_"), "{issued:?}");
+    assert_ne!(issued.token, invitation.token);
+    assert_eq!(
+        (issued.id.as_str(), issued.email.as_str()),
+        (invitation.id.as_str(), "ann@example.com")
+    );
+
+    let ann = app.verified_user_token(UserId::new(), "ann@example.com");
+    assert_status(
+        app.members(&ann)
+            .accept_invitation(accept(&invitation.token))
+            .await,
+        ErrorCode::NotFound,
+    );
+    app.members(&ann)
+        .accept_invitation(accept(&issued.token))
+        .await
+        .expect("the fresh token is accepted");
+    // Once accepted, no new token is issued for it.
+    assert_status(
+        app.members(&notifier_token(&app))
+            .issue_invitation_token(issue(&invitation))
+            .await,
+        ErrorCode::FailedPrecondition,
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_or_api_key_cannot_get_a_fresh_invitation_token() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let invitation = invite(&app, owner, &tenant.id, "ann@example.com").await;
+    let tenant_id: keel_kernel::TenantId = tenant.id.parse().expect("tenant id");
+
+    let owner_token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+    let key = app.issuer.token(
+        TokenSpec::api_key("key-1", tenant_id)
+            .perm("*")
+            .scopes(["*"]),
+    );
+    let unscoped = app
+        .issuer
+        .token(TokenSpec::any_user().perm(permissions::INVITATION_TOKEN_ISSUE));
+    let service_without_the_right = app.issuer.token(TokenSpec::service("billing"));
+    for token in [owner_token, key, unscoped, service_without_the_right] {
+        assert_status(
+            app.members(&token)
+                .issue_invitation_token(issue(&invitation))
+                .await,
+            ErrorCode::Authz,
+        );
+    }
+    // The original token still works: nothing was rotated.
+    app.members(&app.verified_user_token(UserId::new(), "ann@example.com"))
+        .accept_invitation(accept(&invitation.token))
+        .await
+        .expect("accept");
     app.stop().await;
 }
