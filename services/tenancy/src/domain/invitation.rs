@@ -1,7 +1,8 @@
 //! Invitations: an offer to join a tenant, redeemed once with a secret token before it expires.
 
 use chrono::{DateTime, Utc};
-use keel_kernel::{Actor, Error, TenantId};
+use keel_kernel::auth::Claims;
+use keel_kernel::{Actor, Email, Error, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -93,6 +94,36 @@ impl Invitation {
         }
     }
 
+    /// The address the accepting user joins with, if they are the invitee: the token's email,
+    /// verified, equal to the invited address letter case aside. An invitation token is a bearer
+    /// secret that can be forwarded or leaked; binding it to the address it was sent to means only
+    /// the person who controls that mailbox can use it.
+    ///
+    /// No verified email is FAILED_PRECONDITION, not AUTHZ: the caller may well be the invitee, and
+    /// verifying the address is a step they can take, then retry. It is checked before the
+    /// comparison, so an unverified address (anyone can register any address) never learns
+    /// whether it is the invited one. Another verified address is AUTHZ.
+    pub fn check_invitee(&self, claims: &Claims) -> Result<String, Error> {
+        let email = claims
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|email| !email.is_empty() && claims.email_verified)
+            .ok_or_else(|| {
+                Error::failed_precondition(
+                    "accepting an invitation needs a verified email address; verify yours first",
+                )
+            })?;
+        let is_invitee = Email::parse("email", email)
+            .is_ok_and(|email| email.normalized() == self.email.as_str());
+        if !is_invitee {
+            return Err(Error::forbidden(
+                "this invitation was sent to another address than your verified email",
+            ));
+        }
+        Ok(email.to_owned())
+    }
+
     /// FAILED_PRECONDITION unless the invitation can still be redeemed at `now` (tenancy.proto
     /// promises that code for used and expired invitations).
     pub fn check_redeemable(&self, now: DateTime<Utc>) -> Result<(), Error> {
@@ -143,6 +174,59 @@ mod tests {
         ] {
             assert!(InvitationToken::parse("token", bad).is_err(), "{bad}");
         }
+    }
+
+    fn claims(email: Option<&str>, verified: bool) -> Claims {
+        Claims {
+            sub: keel_kernel::UserId::new().to_string(),
+            kind: Default::default(),
+            tid: None,
+            roles: Vec::new(),
+            perms: Vec::new(),
+            sid: None,
+            email: email.map(str::to_owned),
+            email_verified: verified,
+            scopes: Vec::new(),
+            iss: String::new(),
+            aud: String::new(),
+            exp: 0,
+            iat: 0,
+            nbf: None,
+            jti: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_verified_invitee_passes_in_any_letter_case() {
+        let now = Utc::now();
+        let invitation = Invitation {
+            id: InvitationId::new(),
+            tenant_id: TenantId::new(),
+            email: "ann@example.com".into(),
+            role: Role::Member,
+            invited_by: Actor::system("test"),
+            created_at: now,
+            expires_at: now,
+            accepted_at: None,
+        };
+        let code = |claims: Claims| invitation.check_invitee(&claims).map_err(|err| err.code());
+        assert_eq!(
+            code(claims(Some("Ann@Example.COM"), true)),
+            Ok("Ann@Example.COM".to_owned())
+        );
+        assert_eq!(
+            code(claims(Some("ann@example.com"), false)),
+            Err(ErrorCode::FailedPrecondition)
+        );
+        assert_eq!(code(claims(None, true)), Err(ErrorCode::FailedPrecondition));
+        assert_eq!(
+            code(claims(Some("bob@example.com"), true)),
+            Err(ErrorCode::Authz)
+        );
+        assert_eq!(
+            code(claims(Some("not an email"), true)),
+            Err(ErrorCode::Authz)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use keel_kernel::auth::roles;
+use keel_kernel::auth::{ALL_PERMISSIONS, Claims, roles};
 use keel_kernel::{Error, TenantId, UserId};
 use sqlx::Postgres;
 use sqlx::encode::IsNull;
@@ -86,13 +86,56 @@ impl sqlx::Decode<'_, Postgres> for Role {
     }
 }
 
+/// AUTHZ unless the caller's token holds every permission `role` grants: nobody grants, invites
+/// with, or takes away a role that could do more than they can (issue 8: an admin must not reach
+/// owner-only rights through someone else's role, or an accomplice's).
+///
+/// A built-in role's patterns come from the kernel's catalogue, and a pattern of the token covers
+/// a pattern of the role segment by segment (`identity.*.*` covers `identity.role.*`; `*` covers
+/// everything). A custom role's permissions live in identity and may be any catalogue entry,
+/// changeable at any time after this check: tenancy treats a custom role as if it granted
+/// everything, so only a token holding `*` (an owner's) grants one. Mirroring identity's role
+/// catalogue here from its events would be more permissive, but it would also be a second copy
+/// that can lag behind an edit of the role, and a lag here is an escalation.
+pub fn require_may_grant(claims: &Claims, role: &Role) -> Result<(), Error> {
+    let patterns = match role {
+        Role::Custom(_) => vec![ALL_PERMISSIONS],
+        built_in => roles::built_in(&built_in.to_string()).unwrap_or_default(),
+    };
+    match patterns
+        .iter()
+        .find(|pattern| !claims.has_permission(pattern))
+    {
+        None => Ok(()),
+        Some(_) if matches!(role, Role::Custom(_)) => Err(Error::forbidden(
+            "only an owner can grant a custom role: its permissions are identity's, and may be any",
+        )),
+        Some(missing) => Err(Error::forbidden(format!(
+            "the role {role} grants {missing}, which the caller does not hold; nobody grants more \
+             than they hold"
+        ))),
+    }
+}
+
+/// AUTHZ when `caller` is `member`: a role is changed by someone else, never by its holder, so a
+/// holder of `tenancy.member.update` cannot raise (or reshape) their own rights.
+pub fn refuse_own_role_change(caller: Option<UserId>, member: UserId) -> Result<(), Error> {
+    if caller == Some(member) {
+        return Err(Error::forbidden(
+            "nobody changes their own role; another member with the right to must do it",
+        ));
+    }
+    Ok(())
+}
+
 /// A user's membership of a tenant, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub role: Role,
-    /// The address the member was invited at, normalised; empty for the tenant's creator.
+    /// The member's own address as their verified token gave it when they accepted the invitation
+    /// (it equals the invited address, letter case aside); empty for the tenant's creator.
     pub email: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -172,6 +215,61 @@ mod tests {
         ] {
             assert!(Email::parse("email", bad).is_err(), "{bad}");
         }
+    }
+
+    fn claims(perms: &[&str]) -> Claims {
+        Claims {
+            sub: UserId::new().to_string(),
+            kind: Default::default(),
+            tid: Some(TenantId::new()),
+            roles: Vec::new(),
+            perms: perms.iter().map(|p| (*p).to_owned()).collect(),
+            sid: None,
+            email: None,
+            email_verified: false,
+            scopes: Vec::new(),
+            iss: String::new(),
+            aud: String::new(),
+            exp: 0,
+            iat: 0,
+            nbf: None,
+            jti: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_role_is_granted_only_by_a_token_covering_all_of_its_patterns() {
+        let built_in = |role: &str| roles::built_in(role).unwrap_or_default();
+        let owner = claims(&built_in(roles::OWNER));
+        let admin = claims(&built_in(roles::ADMIN));
+        let member = claims(&built_in(roles::MEMBER));
+        let custom = Role::Custom(RoleId::new());
+        for role in [
+            Role::Owner,
+            Role::Admin,
+            Role::Member,
+            Role::Viewer,
+            custom.clone(),
+        ] {
+            assert!(require_may_grant(&owner, &role).is_ok(), "{role}");
+        }
+        assert!(require_may_grant(&admin, &Role::Admin).is_ok());
+        assert!(require_may_grant(&admin, &Role::Member).is_ok());
+        assert!(require_may_grant(&admin, &Role::Owner).is_err());
+        assert!(require_may_grant(&admin, &custom).is_err());
+        assert!(require_may_grant(&member, &Role::Viewer).is_ok());
+        assert!(require_may_grant(&member, &Role::Admin).is_err());
+        // Narrower patterns never cover a wider one.
+        let narrow = claims(&["identity.role.*", "tenancy.member.*"]);
+        assert!(require_may_grant(&narrow, &Role::Admin).is_err());
+    }
+
+    #[test]
+    fn nobody_changes_their_own_role() {
+        let me = UserId::new();
+        assert!(refuse_own_role_change(Some(me), me).is_err());
+        assert!(refuse_own_role_change(Some(me), UserId::new()).is_ok());
+        assert!(refuse_own_role_change(None, me).is_ok());
     }
 
     #[test]

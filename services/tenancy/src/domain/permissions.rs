@@ -15,6 +15,12 @@ pub const MEMBER_REMOVE: &str = "tenancy.member.remove";
 pub const MODULE_MANAGE: &str = "tenancy.module.manage";
 pub const FLAG_MANAGE: &str = "tenancy.flag.manage";
 
+/// Service rights: honoured only on a service principal's token (`PrincipalKind::Service`). An
+/// owner's `*` covers the name too, so the handler checks the principal's kind as well; no
+/// tenant role's pattern other than `*` covers it (the resource is not `invitation`, which
+/// admins hold `tenancy.invitation.*` for).
+pub const INVITATION_TOKEN_ISSUE: &str = "tenancy.invitation_token.issue";
+
 /// Platform rights (on a token scoped to no tenant).
 pub const TENANT_APPROVE: &str = "tenancy.tenant.approve";
 pub const TENANT_SUSPEND: &str = "tenancy.tenant.suspend";

@@ -172,19 +172,14 @@ pub fn member_removed(
     )
 }
 
-/// Carries the token so a notifier can email the link: the one place the token exists besides
-/// the CreateInvitation response (the contract asks consumers never to log it).
-pub fn invitation_created(
-    invitation: &Invitation,
-    token: &str,
-    caller: &Caller,
-) -> Result<NewEvent, Error> {
+/// Carries no token: the stream keeps events for days and every consumer can read them. A
+/// notifier asks `IssueInvitationToken` for a token to put in the link.
+pub fn invitation_created(invitation: &Invitation, caller: &Caller) -> Result<NewEvent, Error> {
     let payload = pb::InvitationCreated {
         invitation_id: invitation.id.to_string(),
         tenant_id: invitation.tenant_id.to_string(),
         email: invitation.email.clone(),
         role: invitation.role.to_string(),
-        token: token.to_owned(),
         invited_by: invitation.invited_by.id.clone(),
         expire_time: Some(timestamp(invitation.expires_at)),
     };

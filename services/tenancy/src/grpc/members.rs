@@ -1,6 +1,7 @@
 //! MembershipService: invitations and members.
 
 use chrono::Utc;
+use keel_kernel::auth::PrincipalKind;
 use keel_kernel::db::TenantTx;
 use keel_kernel::grpc::paging::{TimeId, split_page};
 use keel_kernel::grpc::{PageSize, PageToken};
@@ -11,8 +12,8 @@ use tonic::{Request, Response, Status};
 
 use super::Shared;
 use super::convert::{self, NewInvitationInput, RoleChange, member_target};
-use crate::domain::member::keep_an_owner;
-use crate::domain::{InvitationToken, Membership, permissions};
+use crate::domain::member::{keep_an_owner, refuse_own_role_change, require_may_grant};
+use crate::domain::{InvitationId, InvitationToken, Membership, permissions};
 use crate::repo::invitations::NewInvitation;
 use crate::{events, repo};
 
@@ -51,6 +52,7 @@ impl Memberships {
     ) -> Result<pb::Invitation, Error> {
         let input = NewInvitationInput::try_from(request)?;
         let tenant = caller.tenant_with(input.tenant, permissions::INVITATION_CREATE)?;
+        require_may_grant(&caller.claims, &input.role)?;
         let ctx = &self.0;
 
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
@@ -72,17 +74,15 @@ impl Memberships {
         )
         .await?;
         ctx.outbox
-            .enqueue(
-                &mut tx,
-                events::invitation_created(&invitation, &token, caller)?,
-            )
+            .enqueue(&mut tx, events::invitation_created(&invitation, caller)?)
             .await?;
         tx.commit().await?;
         Ok(convert::invitation(&invitation, Some(token), Utc::now()))
     }
 
-    /// The invitee (any user, with a token not yet scoped to the tenant) redeems the invitation
-    /// once, before it expires, and becomes a member with the invited role.
+    /// The invitee (a user whose verified email is the invited address, with a token not yet
+    /// scoped to the tenant) redeems the invitation once, before it expires, and becomes a member
+    /// with the invited role.
     #[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty))]
     async fn accept(
         &self,
@@ -106,6 +106,8 @@ impl Memberships {
         let invitation = repo::invitations::find_for_update(&mut tx, &presented.hash)
             .await?
             .ok_or_else(not_found)?;
+        // Before the invitation's state: someone else holding the token learns nothing of it.
+        let email = invitation.check_invitee(&caller.claims)?;
         invitation.check_redeemable(Utc::now())?;
         state.require_active()?;
         if repo::members::get(&mut tx, user).await?.is_some() {
@@ -113,13 +115,40 @@ impl Memberships {
         }
         repo::invitations::mark_accepted(&mut tx, invitation.id, user).await?;
         let version = repo::tenants::next_members_version(&mut tx).await?;
-        let member =
-            repo::members::insert(&mut tx, user, &invitation.role, &invitation.email).await?;
+        let member = repo::members::insert(&mut tx, user, &invitation.role, &email).await?;
         ctx.outbox
             .enqueue(&mut tx, events::member_added(&member, version, caller)?)
             .await?;
         tx.commit().await?;
         Ok((&member).into())
+    }
+
+    /// A fresh token for a pending invitation, for the service that emails the link. Services
+    /// only: a user or API key holding `*` (an owner) covers the permission's name, but a person
+    /// who wants to hand out an invitation has the one CreateInvitation answered with.
+    #[tracing::instrument(skip_all, fields(tenant_id = %request.tenant_id))]
+    async fn issue_token(
+        &self,
+        caller: &Caller,
+        request: pb::IssueInvitationTokenRequest,
+    ) -> Result<pb::Invitation, Error> {
+        if caller.claims.kind != PrincipalKind::Service {
+            return Err(Error::forbidden(
+                "invitation tokens are issued to services only; people get theirs from CreateInvitation",
+            ));
+        }
+        caller.require(permissions::INVITATION_TOKEN_ISSUE)?;
+        let tenant = TenantId::parse_field("tenant_id", &request.tenant_id)?;
+        let id = InvitationId::parse_field("invitation_id", &request.invitation_id)?;
+        let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
+        let invitation = repo::invitations::find_by_id_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("invitation", id))?;
+        invitation.check_redeemable(Utc::now())?;
+        let (token, stored) = InvitationToken::generate(tenant);
+        repo::invitations::replace_token(&mut tx, id, &stored.hash).await?;
+        tx.commit().await?;
+        Ok(convert::invitation(&invitation, Some(token), Utc::now()))
     }
 
     async fn list(
@@ -162,6 +191,8 @@ impl Memberships {
     ) -> Result<pb::Membership, Error> {
         let change = RoleChange::try_from(request)?;
         let tenant = caller.tenant_with(change.tenant, permissions::MEMBER_UPDATE)?;
+        refuse_own_role_change(caller.user().ok(), change.user)?;
+        require_may_grant(&caller.claims, &change.role)?;
         let ctx = &self.0;
 
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
@@ -170,6 +201,12 @@ impl Memberships {
         if member.role == change.role {
             return Ok((&member).into());
         }
+        // Taking a role away needs its rights too: nobody reshapes the role of someone who can do
+        // more than they can.
+        require_may_grant(&caller.claims, &member.role)?;
+        // The token's `*` is not enough for the owner role: an owner demoted a moment ago still
+        // holds an owner's token until it expires. Tenancy's own records, read under the tenant's
+        // lock, decide; concurrent changes queue on that lock, so none lands after a demotion.
         if member.role.is_owner() || change.role.is_owner() {
             require_owner(&mut tx, caller, "grant or take away the owner role").await?;
         }
@@ -238,6 +275,16 @@ impl MembershipService for Memberships {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(
             self.accept(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn issue_invitation_token(
+        &self,
+        request: Request<pb::IssueInvitationTokenRequest>,
+    ) -> Result<Response<pb::Invitation>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.issue_token(&caller, request.into_inner()).await?,
         ))
     }
 

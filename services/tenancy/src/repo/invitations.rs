@@ -96,3 +96,36 @@ pub async fn mark_accepted(tx: &mut TenantTx, id: InvitationId, user: UserId) ->
     .await?;
     Ok(())
 }
+
+/// The invitation with this id, locked so that issuing a token and redeeming one queue up.
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant()))]
+pub async fn find_by_id_for_update(
+    tx: &mut TenantTx,
+    id: InvitationId,
+) -> Result<Option<Invitation>, Error> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(tx.tenant())
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Invitation::from))
+}
+
+/// Replace the invitation's token: only the hash of the newest token is kept, so every token
+/// issued before stops matching.
+#[tracing::instrument(skip_all, fields(tenant_id = %tx.tenant()))]
+pub async fn replace_token(
+    tx: &mut TenantTx,
+    id: InvitationId,
+    token_hash: &[u8; 32],
+) -> Result<(), Error> {
+    sqlx::query("UPDATE invitations SET token_hash = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tx.tenant())
+        .bind(id)
+        .bind(&token_hash[..])
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -251,10 +251,13 @@ async fn a_refused_change_publishes_nothing() {
 async fn an_api_key_inviter_stays_an_api_key_from_the_request_to_the_row_and_the_event() {
     let app = TestApp::spawn().await;
     let tenant = app.create_active_tenant(UserId::new(), "acme").await;
+    let mut member_and_invite = roles::built_in(roles::MEMBER).expect("member");
+    member_and_invite.push(permissions::INVITATION_CREATE);
     let key = app.issuer.token(
+        // Inviting as a member needs a member's rights besides the right to invite (issue 8).
         TokenSpec::api_key("key-7", tenant.id.parse().expect("tenant id"))
-            .perms([permissions::INVITATION_CREATE])
-            .scopes([permissions::INVITATION_CREATE]),
+            .perms(member_and_invite.clone())
+            .scopes(member_and_invite),
     );
     let invitation = app
         .members(&key)

@@ -2,6 +2,7 @@
 //! or concern. Each test starts the real service on port 0 against its own database and NATS.
 
 mod events;
+mod invitations;
 mod isolation;
 mod members;
 mod modules;

@@ -4,6 +4,8 @@ use keel_kernel::ErrorCode;
 use keel_kernel::UserId;
 use keel_kernel::auth::roles;
 use keel_proto::tenancy::v1 as pb;
+use keel_tenancy::domain::permissions;
+use keel_testkit::tokens::TokenSpec;
 use keel_testkit::{assert_status, violated_fields};
 
 use crate::support::TestApp;
@@ -64,7 +66,7 @@ async fn an_invited_user_accepts_and_becomes_a_member_with_the_invited_role() {
 
     let ann = UserId::new();
     let member = app
-        .members(&app.user_token(ann))
+        .members(&app.verified_user_token(ann, "ann@example.com"))
         .accept_invitation(pb::AcceptInvitationRequest {
             token: invitation.token.clone(),
         })
@@ -104,9 +106,9 @@ async fn an_invited_user_accepts_and_becomes_a_member_with_the_invited_role() {
         .expect("get member");
     assert_eq!(got.into_inner().role, "admin");
 
-    // The token is single-use, even for somebody else.
+    // The token is single-use, even for another account of the invited address.
     let status = assert_status(
-        app.members(&app.user_token(UserId::new()))
+        app.members(&app.verified_user_token(UserId::new(), "ann@example.com"))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
@@ -159,7 +161,7 @@ async fn an_expired_invitation_is_refused() {
 
     let late = UserId::new();
     let status = assert_status(
-        app.members(&app.user_token(late))
+        app.members(&app.verified_user_token(late, "late@example.com"))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
@@ -268,7 +270,7 @@ async fn a_member_cannot_accept_a_second_invitation_to_the_same_tenant() {
         .expect("invite")
         .into_inner();
     let status = assert_status(
-        app.members(&app.user_token(owner))
+        app.members(&app.verified_user_token(owner, "me@example.com"))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
@@ -390,21 +392,24 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
         ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("last owner"), "{status:?}");
-    let status = assert_status(
+    // Nobody changes their own role, so the last owner cannot step down either (AUTHZ comes
+    // first), and only an owner demotes an owner: two owners demoting each other at once leave
+    // one (`two_owners_demoting_each_other_at_once_leave_one_owner`). The rule itself is
+    // unit-tested in `domain::member`.
+    assert_status(
         client
             .update_member(role_change(&tenant.id, owner, "admin"))
             .await,
-        ErrorCode::FailedPrecondition,
+        ErrorCode::Authz,
     );
-    assert!(status.message().contains("last owner"), "{status:?}");
 
-    // With a second owner, the first can step down and then leave.
+    // With a second owner, the first can be demoted by the second and then removed.
     let second = app.add_member(&tenant.id, owner, roles::OWNER).await;
-    client
+    let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
+    second_client
         .update_member(role_change(&tenant.id, owner, "admin"))
         .await
         .expect("demote");
-    let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
     assert_status(
         second_client
             .remove_member(removal(&tenant.id, second))
@@ -522,5 +527,274 @@ async fn two_owners_removing_each_other_at_once_leave_one_owner() {
         (members[0].user_id.clone(), members[0].role.as_str()),
         (survivor.to_string(), "owner")
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    let app = TestApp::spawn().await;
+    let first = UserId::new();
+    let tenant = app.create_active_tenant(first, "acme").await;
+    let second = app.add_member(&tenant.id, first, roles::OWNER).await;
+    let mut first_client = app.members(&app.tenant_token(first, &tenant.id, roles::OWNER));
+    let mut second_client = app.members(&app.tenant_token(second, &tenant.id, roles::OWNER));
+
+    let (a, b) = tokio::join!(
+        first_client.update_member(role_change(&tenant.id, second, "admin")),
+        second_client.update_member(role_change(&tenant.id, first, "admin")),
+    );
+    let loser = match (&a, &b) {
+        (Ok(_), Err(status)) | (Err(status), Ok(_)) => status,
+        _ => panic!("exactly one demotion wins: {a:?} {b:?}"),
+    };
+    // The loser was demoted first, so it is no longer an owner who may take the role away.
+    assert_eq!(loser.code(), tonic::Code::PermissionDenied, "{loser:?}");
+    assert!(loser.message().contains("only an owner"), "{loser:?}");
+    let survivor = if a.is_ok() { first } else { second };
+    let loser_id = if a.is_ok() { second } else { first };
+    assert_eq!(app.role_of(&tenant.id, survivor, survivor).await, "owner");
+    assert_eq!(app.role_of(&tenant.id, survivor, loser_id).await, "admin");
+    app.stop().await;
+}
+
+// ---- Item 1 of issue 8: nobody grants or invites with rights they do not hold. ----
+
+#[tokio::test]
+async fn an_admin_cannot_promote_themselves_to_owner() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let admin = app.add_member(&tenant.id, owner, roles::ADMIN).await;
+    let mut admin_client = app.members(&app.tenant_token(admin, &tenant.id, roles::ADMIN));
+
+    for role in [roles::OWNER, &uuid::Uuid::now_v7().to_string()] {
+        let status = assert_status(
+            admin_client
+                .update_member(role_change(&tenant.id, admin, role))
+                .await,
+            ErrorCode::Authz,
+        );
+        assert!(status.message().contains("own role"), "{role}: {status:?}");
+    }
+    assert_eq!(app.role_of(&tenant.id, owner, admin).await, "admin");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_cannot_change_their_own_role_even_with_the_update_permission() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let bob = app.add_member(&tenant.id, owner, roles::MEMBER).await;
+    // A custom role may grant `tenancy.member.update` on top of a member's rights.
+    let token = app.issuer.token(
+        TokenSpec::user(bob)
+            .tenant(tenant.id.parse().expect("tenant id"))
+            .perms(roles::built_in(roles::MEMBER).expect("member"))
+            .perm(permissions::MEMBER_UPDATE),
+    );
+    for role in [roles::VIEWER, roles::ADMIN] {
+        assert_status(
+            app.members(&token)
+                .update_member(role_change(&tenant.id, bob, role))
+                .await,
+            ErrorCode::Authz,
+        );
+    }
+    // Even an owner does not change their own role: another owner does.
+    assert_status(
+        app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER))
+            .update_member(role_change(&tenant.id, owner, roles::ADMIN))
+            .await,
+        ErrorCode::Authz,
+    );
+    assert_eq!(app.role_of(&tenant.id, owner, bob).await, "member");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_with_the_update_permission_cannot_grant_a_role_with_more_rights_than_their_own() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let (manager, bob) = (
+        app.add_member(&tenant.id, owner, roles::MEMBER).await,
+        app.add_member(&tenant.id, owner, roles::VIEWER).await,
+    );
+    let token = app.issuer.token(
+        TokenSpec::user(manager)
+            .tenant(tenant.id.parse().expect("tenant id"))
+            .perms(roles::built_in(roles::MEMBER).expect("member"))
+            .perm(permissions::MEMBER_UPDATE),
+    );
+    let status = assert_status(
+        app.members(&token)
+            .update_member(role_change(&tenant.id, bob, roles::ADMIN))
+            .await,
+        ErrorCode::Authz,
+    );
+    assert!(status.message().contains("admin"), "{status:?}");
+    // Within their own rights, they may.
+    app.members(&token)
+        .update_member(role_change(&tenant.id, bob, roles::MEMBER))
+        .await
+        .expect("a role the caller covers");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_cannot_grant_or_invite_with_a_custom_role_whose_rights_tenancy_cannot_see() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let (admin, bob) = (
+        app.add_member(&tenant.id, owner, roles::ADMIN).await,
+        app.add_member(&tenant.id, owner, roles::MEMBER).await,
+    );
+    let custom = uuid::Uuid::now_v7().to_string();
+    let mut admin_client = app.members(&app.tenant_token(admin, &tenant.id, roles::ADMIN));
+
+    assert_status(
+        admin_client
+            .update_member(role_change(&tenant.id, bob, &custom))
+            .await,
+        ErrorCode::Authz,
+    );
+    assert_status(
+        admin_client
+            .create_invitation(invite(&tenant.id, "friend@example.com", &custom))
+            .await,
+        ErrorCode::Authz,
+    );
+    // Owners hold every right, so they may.
+    let mut owner_client = app.members(&app.tenant_token(owner, &tenant.id, roles::OWNER));
+    owner_client
+        .update_member(role_change(&tenant.id, bob, &custom))
+        .await
+        .expect("owners grant custom roles");
+    owner_client
+        .create_invitation(invite(&tenant.id, "friend@example.com", &custom))
+        .await
+        .expect("owners invite with custom roles");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_inviter_cannot_invite_someone_as_admin_with_more_rights_than_their_own() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let recruiter = app.add_member(&tenant.id, owner, roles::MEMBER).await;
+    let tenant_id: keel_kernel::TenantId = tenant.id.parse().expect("tenant id");
+    // A member whose custom role adds only the right to invite.
+    let recruiter_token = app.issuer.token(
+        TokenSpec::user(recruiter)
+            .tenant(tenant_id)
+            .perms(roles::built_in(roles::MEMBER).expect("member"))
+            .perm(permissions::INVITATION_CREATE),
+    );
+    // An API key of the owner whose scopes allow only inviting.
+    let key = app.issuer.token(
+        TokenSpec::api_key("key-1", tenant_id)
+            .perm("*")
+            .scopes([permissions::INVITATION_CREATE]),
+    );
+    let admin_token = app.tenant_token(
+        app.add_member(&tenant.id, owner, roles::ADMIN).await,
+        &tenant.id,
+        roles::ADMIN,
+    );
+    for token in [&recruiter_token, &key] {
+        for role in [roles::ADMIN, roles::OWNER] {
+            assert_status(
+                app.members(token)
+                    .create_invitation(invite(&tenant.id, "x@example.com", role))
+                    .await,
+                ErrorCode::Authz,
+            );
+        }
+    }
+    assert_status(
+        app.members(&admin_token)
+            .create_invitation(invite(&tenant.id, "x@example.com", roles::OWNER))
+            .await,
+        ErrorCode::Authz,
+    );
+    // Each may invite with a role they cover.
+    app.members(&recruiter_token)
+        .create_invitation(invite(&tenant.id, "x@example.com", roles::VIEWER))
+        .await
+        .expect("a member invites a viewer");
+    app.members(&admin_token)
+        .create_invitation(invite(&tenant.id, "x@example.com", roles::ADMIN))
+        .await
+        .expect("an admin invites an admin");
+    app.stop().await;
+}
+
+/// An owner being demoted fires promotions with the owner token it still holds. The checks read
+/// tenancy's records under the tenant's lock, so each promotion either committed before the
+/// demotion (legitimately, by an owner) or is refused: none lands after it.
+#[tokio::test]
+async fn a_demoted_owner_racing_to_promote_accomplices_gets_no_promotion_after_the_demotion() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let tenant = app.create_active_tenant(owner, "acme").await;
+    let rogue = app.add_member(&tenant.id, owner, roles::OWNER).await;
+    let mut accomplices = Vec::new();
+    for _ in 0..6 {
+        accomplices.push(app.add_member(&tenant.id, owner, roles::VIEWER).await);
+    }
+    let rogue_token = app.tenant_token(rogue, &tenant.id, roles::OWNER);
+    let owner_token = app.tenant_token(owner, &tenant.id, roles::OWNER);
+
+    let mut calls = Vec::new();
+    for (i, accomplice) in accomplices.iter().enumerate() {
+        let mut client = app.members(&rogue_token);
+        let request = role_change(&tenant.id, *accomplice, roles::OWNER);
+        calls.push(tokio::spawn(async move {
+            (false, client.update_member(request).await)
+        }));
+        if i == 2 {
+            let mut client = app.members(&owner_token);
+            let request = role_change(&tenant.id, rogue, roles::VIEWER);
+            calls.push(tokio::spawn(async move {
+                (true, client.update_member(request).await)
+            }));
+        }
+    }
+    let results = futures::future::join_all(calls).await;
+    let mut promoted = 0;
+    for result in results {
+        let (is_demotion, answer) = result.expect("task");
+        match answer {
+            Ok(_) => promoted += usize::from(!is_demotion),
+            Err(status) => {
+                assert!(!is_demotion, "the demotion succeeds: {status:?}");
+                assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+            }
+        }
+    }
+
+    // Commit order is the membership version order: every promotion precedes the demotion.
+    let log = app.events().await;
+    let changes = keel_testkit::eventually(|| async {
+        let changes = log.of_type("tenancy.member.role_changed", 0).await;
+        (changes.len() > promoted).then_some(changes)
+    })
+    .await;
+    let demoted_at = changes
+        .iter()
+        .find(|e| e.aggregate_id.ends_with(&rogue.to_string()))
+        .map(|e| e.aggregate_version)
+        .expect("the demotion's event");
+    for change in &changes {
+        assert!(
+            change.aggregate_version <= demoted_at,
+            "a promotion committed after the demotion: {change:?}"
+        );
+    }
+    assert_eq!(changes.len(), promoted + 1);
+    assert_eq!(app.role_of(&tenant.id, owner, rogue).await, "viewer");
     app.stop().await;
 }

@@ -126,6 +126,12 @@ impl TestApp {
         self.issuer.token(TokenSpec::user(user))
     }
 
+    /// A user's token not scoped to any tenant, for a user whose address `email` is verified
+    /// (what identity issues once the user has confirmed it): what accepting an invitation needs.
+    pub fn verified_user_token(&self, user: UserId, email: &str) -> String {
+        self.issuer.token(TokenSpec::user(user).email(email, true))
+    }
+
     /// A user's token for `tenant` with a built-in role (what switching tenants returns).
     pub fn tenant_token(&self, user: UserId, tenant: &str, role: &str) -> String {
         self.issuer.token(
@@ -183,23 +189,37 @@ impl TestApp {
     /// Invite a fresh user with `role` (as the owner) and accept as them; returns the user.
     pub async fn add_member(&self, tenant: &str, owner: UserId, role: &str) -> UserId {
         let user = UserId::new();
+        let email = format!("{}@example.com", user.as_uuid().simple());
         let invitation = self
             .members(&self.tenant_token(owner, tenant, roles::OWNER))
             .create_invitation(pb::CreateInvitationRequest {
                 tenant_id: tenant.into(),
-                email: format!("{}@example.com", user.as_uuid().simple()),
+                email: email.clone(),
                 role: role.into(),
             })
             .await
             .expect("invite")
             .into_inner();
-        self.members(&self.user_token(user))
+        self.members(&self.verified_user_token(user, &email))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: invitation.token,
             })
             .await
             .expect("accept");
         user
+    }
+
+    /// `user`'s role in `tenant`, read with `owner`'s token.
+    pub async fn role_of(&self, tenant: &str, owner: UserId, user: UserId) -> String {
+        self.members(&self.tenant_token(owner, tenant, roles::OWNER))
+            .get_member(pb::GetMemberRequest {
+                tenant_id: tenant.into(),
+                user_id: user.to_string(),
+            })
+            .await
+            .expect("get member")
+            .into_inner()
+            .role
     }
 
     /// A reader of everything this app's NATS server holds in its `EVENTS` stream.

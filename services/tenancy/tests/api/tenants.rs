@@ -458,7 +458,7 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
     );
     // An invitation made while the tenant was active cannot be redeemed while it is suspended.
     let status = assert_status(
-        app.members(&app.user_token(UserId::new()))
+        app.members(&app.verified_user_token(UserId::new(), "early@example.com"))
             .accept_invitation(pb::AcceptInvitationRequest {
                 token: before_suspension.token,
             })
