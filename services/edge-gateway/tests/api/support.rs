@@ -508,6 +508,12 @@ impl identity::auth_service_server::AuthService for FakeIdentity {
     ) -> Result<tonic::Response<identity::Jwks>, Status> {
         unimplemented()
     }
+    async fn issue_verification_token(
+        &self,
+        _: tonic::Request<identity::IssueVerificationTokenRequest>,
+    ) -> Result<tonic::Response<identity::IssueVerificationTokenResponse>, Status> {
+        unimplemented()
+    }
     async fn exchange_api_key(
         &self,
         request: tonic::Request<identity::ExchangeApiKeyRequest>,

@@ -18,10 +18,16 @@ pub const VERIFICATION_ISSUE: &str = "identity.verification.issue";
 
 /// Permissions only other services of the mesh hold, on their own service tokens. They are not in
 /// the catalogue, so no role or API key can carry them.
-pub const SERVICE_ONLY: &[(&str, &str)] = &[(
-    VERIFICATION_ISSUE,
-    "Issue email-verification tokens for delivery",
-)];
+pub const SERVICE_ONLY: &[(&str, &str)] = &[
+    (
+        VERIFICATION_ISSUE,
+        "Issue email-verification tokens for delivery",
+    ),
+    (
+        "tenancy.invitation_token.issue",
+        "Issue invitation tokens for delivery (tenancy)",
+    ),
+];
 
 /// Every permission a role or API key can grant, with what it allows.
 pub const CATALOGUE: &[(&str, &str)] = &[
