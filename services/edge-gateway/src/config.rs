@@ -125,7 +125,7 @@ pub struct RouteTable {
     #[serde(default)]
     pub cors: CorsConfig,
     /// Client headers forwarded to upstreams as gRPC metadata, besides the ones the gateway
-    /// always sets (`authorization`, `x-request-id`, `traceparent`, `x-forwarded-for`). Internal
+    /// always sets (`authorization`, `x-request-id`, `traceparent`, `x-keel-client-ip`). Internal
     /// headers (`x-tenant-id`, `x-user-id`, `x-roles`, ...) cannot be listed.
     #[serde(default)]
     pub forward_headers: Vec<ForwardHeader>,
