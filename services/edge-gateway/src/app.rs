@@ -62,6 +62,17 @@ impl Application {
         tokio::spawn(async move { warm.warm_up().await });
 
         let shutdown = CancellationToken::new();
+        if let Some(nats) = config.nats.clone() {
+            tokio::spawn(crate::revocation::follow(
+                gateway.clone(),
+                nats,
+                shutdown.clone(),
+            ));
+        } else {
+            tracing::warn!(
+                "no `nats` section: revoked sessions and API keys are not refused before their tokens and cache entries expire"
+            );
+        }
         let drain = CancellationToken::new();
         let app = axum::Router::new()
             .fallback(handle)

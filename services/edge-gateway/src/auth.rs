@@ -4,10 +4,14 @@
 //! `ExchangeApiKey` for a short-lived token, cached briefly.
 //!
 //! Verified tokens are cached by their exact text until they expire (at most a minute), so a
-//! client's stream of requests costs one signature check, not one each.
+//! client's stream of requests costs one signature check, not one each. Exchanged API keys are
+//! cached in a bounded least-recently-used map, so a flood of refused keys pushes out other
+//! refused keys and never the valid keys in use. Revocations identity announces
+//! ([`crate::revocation`]) are checked on every request, cached or not.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue, header};
@@ -20,6 +24,7 @@ use tonic::transport::Channel;
 
 use crate::headers::{API_KEY, REQUEST_ID};
 use crate::problem::Problem;
+use crate::revocation::Revocations;
 use crate::upstream::Upstream;
 
 /// A verified token is trusted from the cache at most this long (a key identity withdrew stops
@@ -54,13 +59,79 @@ pub struct Authenticator {
     verifier: JwtVerifier,
     tokens: TokenCache,
     api_keys: Option<ApiKeys>,
+    revocations: Arc<Revocations>,
 }
 
 struct ApiKeys {
     client: AuthServiceClient<Channel>,
     timeout: Duration,
     cache_for: Duration,
-    cache: RwLock<HashMap<[u8; 32], CachedKey>>,
+    /// By the SHA-256 of the secret (the secret itself is never kept).
+    cache: Mutex<Lru<[u8; 32], CachedKey>>,
+}
+
+/// A map of at most `capacity` entries that evicts the least recently used one to make room.
+pub struct Lru<K, V> {
+    capacity: usize,
+    /// Each entry with the tick it was last used at.
+    entries: HashMap<K, (V, u64)>,
+    /// The same entries by tick, oldest first.
+    by_use: BTreeMap<u64, K>,
+    tick: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> Lru<K, V> {
+    pub fn new(capacity: usize) -> Lru<K, V> {
+        Lru {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            by_use: BTreeMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// The entry, marked as just used.
+    pub fn get(&mut self, key: &K) -> Option<&V> {
+        self.tick += 1;
+        let (_, used) = self.entries.get_mut(key)?;
+        self.by_use.remove(used);
+        *used = self.tick;
+        self.by_use.insert(self.tick, key.clone());
+        self.entries.get(key).map(|(value, _)| value)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        self.tick += 1;
+        if let Some((_, used)) = self.entries.remove(&key) {
+            self.by_use.remove(&used);
+        } else if self.entries.len() >= self.capacity
+            && let Some((_, oldest)) = self.by_use.pop_first()
+        {
+            self.entries.remove(&oldest);
+        }
+        self.entries.insert(key.clone(), (value, self.tick));
+        self.by_use.insert(self.tick, key);
+    }
+
+    /// Drop every entry `doomed` picks.
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&V) -> bool) {
+        let by_use = &mut self.by_use;
+        self.entries.retain(|_, (value, used)| {
+            let keep = !doomed(value);
+            if !keep {
+                by_use.remove(used);
+            }
+            keep
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 #[derive(Clone)]
@@ -71,7 +142,11 @@ enum CachedKey {
 
 impl Authenticator {
     /// `exchange`: the upstream serving identity's `ExchangeApiKey`, and how long to cache.
-    pub fn new(verifier: JwtVerifier, exchange: Option<(&Upstream, Duration)>) -> Authenticator {
+    pub fn new(
+        verifier: JwtVerifier,
+        exchange: Option<(&Upstream, Duration)>,
+        revocations: Arc<Revocations>,
+    ) -> Authenticator {
         Authenticator {
             verifier,
             tokens: RwLock::new(HashMap::new()),
@@ -79,8 +154,22 @@ impl Authenticator {
                 client: AuthServiceClient::new(upstream.channel.clone()),
                 timeout: upstream.timeout,
                 cache_for,
-                cache: RwLock::new(HashMap::new()),
+                cache: Mutex::new(Lru::new(KEY_CACHE_MAX)),
             }),
+            revocations,
+        }
+    }
+
+    /// Drop the cached exchange of the API key `key_id` (identity revoked it).
+    pub fn forget_api_key(&self, key_id: &str) {
+        if let Some(keys) = &self.api_keys {
+            keys.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove_where(|entry| match entry {
+                    CachedKey::Valid(_, principal) => principal.api_key.as_deref() == Some(key_id),
+                    CachedKey::Refused(..) => false,
+                });
         }
     }
 
@@ -88,33 +177,39 @@ impl Authenticator {
         &self.verifier
     }
 
-    /// The caller, `None` when the route is public and no usable credential came with the
-    /// request, or the problem to answer with. On public routes a bad credential is ignored
-    /// (a caller whose token expired must still be able to log in).
+    /// The caller, `None` when the request carries no credential, or the problem to answer
+    /// with. Whether a route may be called without one is the caller's business (public routes
+    /// ignore a bad credential: a caller whose token expired must still be able to log in).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
-        public: bool,
         request_id: &HeaderValue,
     ) -> Result<Option<Principal>, Problem> {
-        let credential = match credential(headers) {
-            Ok(credential) => credential,
-            Err(_) if public => return Ok(None),
-            Err(problem) => return Err(problem),
+        let principal = match credential(headers)? {
+            Credential::None => return Ok(None),
+            Credential::Bearer(header, token) => self.bearer(header, token).await?,
+            Credential::ApiKey(secret) => self.api_key(secret, request_id).await?,
         };
-        let verified = match credential {
-            Credential::None if public => return Ok(None),
-            Credential::None => Err(Problem::unauthenticated(
-                "missing credentials: send `Authorization: Bearer <token>` or an API key",
-            )),
-            Credential::Bearer(header, token) => self.bearer(header, token).await,
-            Credential::ApiKey(secret) => self.api_key(secret, request_id).await,
-        };
-        match verified {
-            Ok(principal) => Ok(Some(principal)),
-            Err(_) if public => Ok(None),
-            Err(problem) => Err(problem),
+        self.check_not_revoked(&principal)?;
+        Ok(Some(principal))
+    }
+
+    /// Refuse a principal whose session or API key identity has revoked since its token was
+    /// minted (the token itself stays valid until it expires).
+    fn check_not_revoked(&self, principal: &Principal) -> Result<(), Problem> {
+        if let Some(session) = &principal.claims.sid
+            && self.revocations.is_session_revoked(session)
+        {
+            return Err(Problem::unauthenticated(
+                "this session was revoked; log in again",
+            ));
         }
+        if let Some(key) = &principal.api_key
+            && self.revocations.is_api_key_revoked(key)
+        {
+            return Err(Problem::unauthenticated("this API key was revoked"));
+        }
+        Ok(())
     }
 
     async fn bearer(&self, header: &HeaderValue, token: &str) -> Result<Principal, Problem> {
@@ -169,7 +264,7 @@ impl Authenticator {
         let now = Instant::now();
         let cached = keys
             .cache
-            .read()
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&digest)
             .cloned();
@@ -191,11 +286,10 @@ impl Authenticator {
             Err(_) => None,
         };
         if let Some(entry) = entry {
-            let mut cache = keys.cache.write().unwrap_or_else(PoisonError::into_inner);
-            if cache.len() >= KEY_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(digest, entry);
+            keys.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(digest, entry);
         }
         outcome.map(|(principal, _)| principal)
     }
@@ -311,4 +405,48 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_refused_keys_does_not_evict_the_valid_keys_in_use() {
+        let mut cache: Lru<u32, &str> = Lru::new(100);
+        cache.insert(0, "valid");
+        for refused in 1..10_000 {
+            cache.insert(refused, "refused");
+            // The valid key is used now and then, as a client calling steadily does.
+            if refused % 50 == 0 {
+                assert_eq!(
+                    cache.get(&0),
+                    Some(&"valid"),
+                    "after {refused} refused keys"
+                );
+            }
+        }
+        assert_eq!(cache.get(&0), Some(&"valid"));
+        assert_eq!(cache.len(), 100, "bounded");
+        assert!(
+            cache.get(&1).is_none(),
+            "the oldest refused keys went first"
+        );
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_is_evicted_first() {
+        let mut cache: Lru<u32, u32> = Lru::new(2);
+        cache.insert(1, 1);
+        cache.insert(2, 2);
+        cache.get(&1);
+        cache.insert(3, 3);
+        assert!(cache.get(&2).is_none());
+        assert_eq!(cache.get(&1), Some(&1));
+        assert_eq!(cache.get(&3), Some(&3));
+        cache.remove_where(|v| *v == 1);
+        assert!(cache.get(&1).is_none());
+        cache.insert(4, 4);
+        assert_eq!(cache.len(), 2);
+    }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use keel_kernel::config::{AdminConfig, ConfigError, Source, parse, parse_with_env};
-use keel_kernel::config::{AuthConfig, TelemetryConfig, read};
+use keel_kernel::config::{AuthConfig, NatsConfig, TelemetryConfig, read};
 use serde::Deserialize;
 
 /// `config/edge-gateway.yaml`.
@@ -40,6 +40,37 @@ pub struct GatewayConfig {
     pub telemetry: TelemetryConfig,
     /// The route table, relative to this file.
     pub routes: PathBuf,
+    /// The broker identity publishes revocations on (`identity.session.revoked`,
+    /// `identity.api_key.revoked`). Connect as the `edge-gateway` NATS user: it may read the
+    /// stream through its own ephemeral consumers and publish nothing. Without it, a revoked key
+    /// works until its cache entry expires and a revoked session's tokens until they expire.
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
+    #[serde(default)]
+    pub revocation: RevocationConfig,
+}
+
+/// How long a revocation is remembered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// Identity's longest access-token lifetime (`app.tokens.access_ttl_secs`). Revocation
+    /// events carry no expiry, so a revoked session (or API key) is denied this long after the
+    /// event: every token it had was minted before the revocation and expires within this time.
+    #[serde(default = "default_access_token_ttl_secs")]
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            access_token_ttl_secs: default_access_token_ttl_secs(),
+        }
+    }
+}
+
+fn default_access_token_ttl_secs() -> u64 {
+    15 * 60
 }
 
 fn default_service() -> String {
@@ -57,10 +88,13 @@ pub struct HttpConfig {
     /// How long shutdown waits for in-flight requests (and open streams) before cutting them.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
-    /// Behind a load balancer that appends the client to `X-Forwarded-For`, trust its last entry
-    /// as the client's address. Off at the real edge: a client could claim any address.
+    /// How many proxies in front of the gateway append the address they saw to
+    /// `X-Forwarded-For` (an ingress controller, a cloud load balancer: count each). The client's
+    /// address is the entry that many from the right; 0 (the default, for a gateway at the real
+    /// edge) takes the TCP peer and ignores the header. Too high a count lets a client choose its
+    /// address; the gateway must be reachable only through those proxies.
     #[serde(default)]
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: usize,
     /// Send `Strict-Transport-Security` (when TLS terminates in front of the gateway).
     #[serde(default)]
     pub hsts: bool,
@@ -91,7 +125,7 @@ pub struct RouteTable {
     #[serde(default)]
     pub cors: CorsConfig,
     /// Client headers forwarded to upstreams as gRPC metadata, besides the ones the gateway
-    /// always sets (`authorization`, `x-request-id`, `traceparent`, `x-forwarded-for`). Internal
+    /// always sets (`authorization`, `x-request-id`, `traceparent`, `x-keel-client-ip`). Internal
     /// headers (`x-tenant-id`, `x-user-id`, `x-roles`, ...) cannot be listed.
     #[serde(default)]
     pub forward_headers: Vec<ForwardHeader>,
@@ -213,11 +247,38 @@ fn default_per_secs() -> NonZeroU32 {
     NonZeroU32::MIN
 }
 
+/// 30 failures at once, then one a second: a client with a stale token retries a handful of
+/// times; a guesser gets 3,600 tries an hour per address instead of as many as it can send.
+fn default_failed_auth() -> RateSpec {
+    RateSpec {
+        rate: NonZeroU32::MIN,
+        per_secs: NonZeroU32::MIN,
+        burst: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            failed_auth: default_failed_auth(),
+            public: None,
+            tenant: None,
+            api_key: None,
+            user: None,
+        }
+    }
+}
+
 /// Default policies by who is calling. A route's own `rate_limit` replaces the default for it,
 /// with its own buckets.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
+    /// Failed authentication, per client IP, on every route: a bad token or API key, or a
+    /// public method (login, refresh) answering UNAUTHENTICATED. Once spent, requests that carry
+    /// a credential or call a public route are answered 429 before any upstream is asked.
+    #[serde(default = "default_failed_auth")]
+    pub failed_auth: RateSpec,
     /// Public routes, per client IP.
     #[serde(default)]
     pub public: Option<RateSpec>,

@@ -2,10 +2,12 @@
 //!
 //! 1. route: the compiled table (404, or 405 with `Allow`);
 //! 2. declared size: a `Content-Length` over the limit is 413 before anything else runs;
-//! 3. authenticate: bearer JWT or API key, unless the route is public (401);
+//! 3. authenticate: bearer JWT or API key, unless the route is public (401); revoked sessions and
+//!    keys are refused here. An address that failed authentication too often is answered 429
+//!    before its credential is even looked at (and so before identity is asked about a key);
 //! 4. tenant: a `{tenant_id}` in the path must be the token's tenant (403);
-//! 5. rate limit: per IP on public routes, else per API key, tenant or user (429) - after
-//!    authentication, because the key is who is calling;
+//! 5. rate limit: per IP on public routes (whatever token comes along), else per API key,
+//!    tenant or user (429) - after authentication, because the key is who is calling;
 //! 6. entitlements: the tenant is ACTIVE and has the route's module (403);
 //! 7. read and transcode the body, path and query (400, 413, 415);
 //! 8. call the upstream with the verified metadata; relay the answer or map its status.
@@ -39,11 +41,12 @@ use crate::config::{ConfigError, Loaded};
 use crate::cors::{Cors, security_headers};
 use crate::endpoints::{Endpoints, JwksReadiness};
 use crate::entitlements::Entitlements;
-use crate::headers::{self, Forwarding, REQUEST_ID};
+use crate::headers::{self, API_KEY, Forwarding, REQUEST_ID};
 use crate::metrics::GatewayMetrics;
 use crate::openapi;
 use crate::problem::Problem;
 use crate::ratelimit::{self, Decision, RateLimiting, ceil_secs};
+use crate::revocation::Revocations;
 use crate::router::{Binding, BodyRule, Lookup, Route, Router};
 use crate::stream::{self, Format, StreamContext};
 use crate::transcode::{self, Incoming};
@@ -54,7 +57,8 @@ pub struct Gateway {
     pub service: String,
     router: Router,
     upstreams: HashMap<String, Upstream>,
-    auth: Authenticator,
+    pub(crate) auth: Authenticator,
+    pub(crate) revocations: Arc<Revocations>,
     entitlements: Option<Entitlements>,
     rate_limits: RateLimiting,
     cors: Cors,
@@ -83,7 +87,8 @@ impl Gateway {
                 .get(&keys.upstream)
                 .map(|u| (u, Duration::from_secs(keys.cache_secs)))
         });
-        let auth = Authenticator::new(verifier, exchange);
+        let revocations = Arc::new(Revocations::new(&loaded.config.revocation));
+        let auth = Authenticator::new(verifier, exchange, revocations.clone());
         let entitlements = routes.entitlements.as_ref().and_then(|config| {
             upstreams
                 .get(&config.upstream)
@@ -104,10 +109,11 @@ impl Gateway {
             router,
             upstreams,
             auth,
+            revocations,
             entitlements,
             rate_limits: RateLimiting::new(routes.rate_limits.clone()),
             cors: Cors::new(&routes.cors, &forward),
-            forwarding: Forwarding::new(forward, loaded.config.http.trust_forwarded_for),
+            forwarding: Forwarding::new(forward, loaded.config.http.trusted_proxies),
             max_body: loaded.config.http.max_body_bytes,
             hsts: loaded.config.http.hsts,
             jwks,
@@ -228,9 +234,17 @@ impl Gateway {
                 let mut limit = None;
                 let outcome = self
                     .forward(
-                        binding, &segments, &parts, body, client, peer, request_id, &mut limit,
+                        binding, &segments, &parts, body, client, request_id, &mut limit,
                     )
                     .await;
+                // A refused credential, or a public method (login, refresh) refusing one; a
+                // protected route called with no credential at all is no guess.
+                if let Err(problem) = &outcome
+                    && problem.code == keel_kernel::ErrorCode::Authn
+                    && (route.public || presents_credential(&parts.headers))
+                {
+                    self.rate_limits.record_failed_auth(client);
+                }
                 let mut response =
                     outcome.unwrap_or_else(|problem| problem.into_response(request_id));
                 if let Some(decision) = limit {
@@ -249,7 +263,6 @@ impl Gateway {
         parts: &Parts,
         body: Body,
         client: IpAddr,
-        peer: SocketAddr,
         request_id: &HeaderValue,
         limit: &mut Option<Decision>,
     ) -> Result<Response, Problem> {
@@ -257,10 +270,28 @@ impl Gateway {
         if declared_length(&parts.headers).is_some_and(|len| len > self.max_body as u64) {
             return Err(too_large(self.max_body));
         }
-        let principal = self
-            .auth
-            .authenticate(&parts.headers, route.public, request_id)
-            .await?;
+        if (route.public || presents_credential(&parts.headers))
+            && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
+        {
+            *limit = Some(decision);
+            return Err(self.too_many_requests("failed_auth", &decision));
+        }
+        let principal = match self.auth.authenticate(&parts.headers, request_id).await {
+            Ok(None) if !route.public => {
+                return Err(Problem::unauthenticated(
+                    "missing credentials: send `Authorization: Bearer <token>` or an API key",
+                ));
+            }
+            Ok(principal) => principal,
+            // A caller whose token expired must still be able to log in; the failure counts.
+            Err(problem) if route.public => {
+                if problem.code == keel_kernel::ErrorCode::Authn {
+                    self.rate_limits.record_failed_auth(client);
+                }
+                None
+            }
+            Err(problem) => return Err(problem),
+        };
         if let Some(principal) = &principal {
             let span = tracing::Span::current();
             if let Some(tenant) = &principal.claims.tid {
@@ -283,22 +314,7 @@ impl Gateway {
         if let Some((policy, decision)) = decision {
             *limit = Some(decision);
             if !decision.allowed {
-                self.metrics
-                    .rate_limited
-                    .get_or_create(&crate::metrics::LimitLabels {
-                        policy: policy.to_owned(),
-                    })
-                    .inc();
-                let mut problem = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    keel_kernel::ErrorCode::RateLimit,
-                    format!(
-                        "too many requests; retry in {} s",
-                        ceil_secs(decision.retry_after).max(1)
-                    ),
-                );
-                problem.retry_after = Some(decision.retry_after.max(Duration::from_secs(1)));
-                return Err(problem);
+                return Err(self.too_many_requests(policy, &decision));
             }
         }
         // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
@@ -330,7 +346,7 @@ impl Gateway {
         )?;
         let metadata =
             self.forwarding
-                .metadata(&parts.headers, principal.as_ref(), request_id, client, peer);
+                .metadata(&parts.headers, principal.as_ref(), request_id, client);
         let upstream = self
             .upstreams
             .get(&route.upstream)
@@ -367,6 +383,26 @@ impl Gateway {
         ))
     }
 
+    /// 429 for a request refused by `policy`, counted in the metrics.
+    fn too_many_requests(&self, policy: &str, decision: &Decision) -> Problem {
+        self.metrics
+            .rate_limited
+            .get_or_create(&crate::metrics::LimitLabels {
+                policy: policy.to_owned(),
+            })
+            .inc();
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            keel_kernel::ErrorCode::RateLimit,
+            format!(
+                "too many requests; retry in {} s",
+                ceil_secs(decision.retry_after).max(1)
+            ),
+        );
+        problem.retry_after = Some(decision.retry_after.max(Duration::from_secs(1)));
+        problem
+    }
+
     fn call_problem(&self, error: CallError, upstream: &Upstream, route: &Route) -> Problem {
         match error {
             CallError::Timeout => {
@@ -389,6 +425,10 @@ impl Gateway {
             }
         }
     }
+}
+
+fn presents_credential(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
 fn check_tenant(principal: &Principal, in_path: &str) -> Result<(), Problem> {

@@ -2,9 +2,10 @@
 //! request id.
 //!
 //! Nothing a client sends is forwarded unless the route table allow-lists it; the gateway itself
-//! sets the verified `authorization`, `x-request-id`, `traceparent` and `x-forwarded-for`. So a
-//! client-sent `x-tenant-id`, `x-user-id` or `x-roles` never reaches a service, and the allow-list
-//! refuses to name them.
+//! sets the verified `authorization`, `x-request-id`, `traceparent` and the client's address
+//! (`x-keel-client-ip`, [`CLIENT_IP`]). So a client-sent `x-tenant-id`, `x-user-id`, `x-roles`,
+//! `x-keel-client-ip`, `X-Forwarded-For` or `X-Real-IP` never reaches a service, and the
+//! allow-list refuses to name them.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,6 +18,8 @@ use crate::auth::Principal;
 pub const REQUEST_ID: &str = keel_kernel::server::REQUEST_ID_HEADER;
 /// The API key header.
 pub const API_KEY: &str = "x-api-key";
+/// The client's address as this gateway resolved it: the only address services believe.
+pub const CLIENT_IP: &str = keel_kernel::RequestMeta::CLIENT_IP_HEADER;
 
 /// Internal identity headers some meshes trust; never accepted from a client here.
 const INTERNAL: &[&str] = &[
@@ -95,32 +98,51 @@ pub fn valid_traceparent(value: &HeaderValue) -> bool {
 pub struct Forwarding {
     /// The client headers the route table allow-lists.
     allowed: Vec<HeaderName>,
-    /// Trust the last `X-Forwarded-For` entry (behind a load balancer that appends it).
-    trust_forwarded_for: bool,
+    /// How many proxies in front of the gateway append to `X-Forwarded-For` (0: the TCP peer is
+    /// the client).
+    trusted_proxies: usize,
 }
 
 impl Forwarding {
-    pub fn new(allowed: Vec<HeaderName>, trust_forwarded_for: bool) -> Forwarding {
+    pub fn new(allowed: Vec<HeaderName>, trusted_proxies: usize) -> Forwarding {
         Forwarding {
             allowed,
-            trust_forwarded_for,
+            trusted_proxies,
         }
     }
 
-    /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry.
+    /// The client's address. With no trusted proxy, the TCP peer. Behind `n` trusted proxies,
+    /// the `n`-th `X-Forwarded-For` entry from the right: each trusted proxy appends the address
+    /// it saw, so the right-most `n` entries were written by our own proxies and everything left
+    /// of them by the client, who can write anything there. A chain shorter than `n` did not come
+    /// through all our proxies; its left-most entry is the best anyone vouches for.
     pub fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-        if self.trust_forwarded_for
-            && let Some(last) = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .next_back()
-            && let Ok(ip) = last.trim().parse()
-        {
-            return ip;
+        if self.trusted_proxies == 0 {
+            return peer.ip();
         }
-        peer.ip()
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let Some(hop) = hops
+            .len()
+            .checked_sub(self.trusted_proxies)
+            .and_then(|index| hops.get(index))
+            .or_else(|| hops.first())
+        else {
+            return peer.ip();
+        };
+        // Our own proxy wrote this entry; anything but an address means a misconfigured proxy.
+        hop.parse().unwrap_or_else(|_| {
+            tracing::debug!(
+                hop,
+                "X-Forwarded-For entry is not an address; using the peer"
+            );
+            peer.ip()
+        })
     }
 
     /// The gRPC metadata for the upstream: only what the gateway vouches for, plus allow-listed
@@ -131,19 +153,14 @@ impl Forwarding {
         principal: Option<&Principal>,
         request_id: &HeaderValue,
         client: IpAddr,
-        peer: SocketAddr,
     ) -> tonic::metadata::MetadataMap {
         let mut out = HeaderMap::with_capacity(8 + self.allowed.len());
         if let Some(principal) = principal {
             out.insert(header::AUTHORIZATION, principal.authorization.clone());
         }
         out.insert(REQUEST_ID, request_id.clone());
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(chain) if self.trust_forwarded_for => format!("{chain}, {}", peer.ip()),
-            _ => client.to_string(),
-        };
-        if let Ok(value) = HeaderValue::try_from(forwarded_for) {
-            out.insert("x-forwarded-for", value);
+        if let Ok(value) = HeaderValue::try_from(client.to_string()) {
+            out.insert(CLIENT_IP, value);
         }
         for name in &self.allowed {
             for value in headers.get_all(name) {
@@ -197,5 +214,56 @@ mod tests {
         let replaced = request_id(Some(&HeaderValue::from_static("has space")));
         assert_ne!(replaced, "has space");
         assert_eq!(replaced.len(), 36);
+    }
+
+    fn chain(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    const PEER: &str = "10.0.0.7:41000";
+
+    #[test]
+    fn without_trusted_proxies_a_forwarded_for_claim_is_ignored() {
+        let forwarding = Forwarding::new(Vec::new(), 0);
+        let ip = forwarding.client_ip(&chain(&["1.2.3.4"]), PEER.parse().unwrap());
+        assert_eq!(ip.to_string(), "10.0.0.7");
+    }
+
+    #[test]
+    fn behind_one_trusted_proxy_the_right_most_hop_is_the_client() {
+        let forwarding = Forwarding::new(Vec::new(), 1);
+        let peer = PEER.parse().unwrap();
+        let ip = forwarding.client_ip(&chain(&["1.2.3.4, 203.0.113.9"]), peer);
+        assert_eq!(ip.to_string(), "203.0.113.9");
+        // Several header lines are one list, in order.
+        let ip = forwarding.client_ip(&chain(&["1.2.3.4", "203.0.113.9"]), peer);
+        assert_eq!(ip.to_string(), "203.0.113.9");
+    }
+
+    #[test]
+    fn behind_two_trusted_proxies_the_client_cannot_prepend_its_way_in() {
+        let forwarding = Forwarding::new(Vec::new(), 2);
+        let peer = PEER.parse().unwrap();
+        let ip = forwarding.client_ip(&chain(&["6.6.6.6, 203.0.113.9, 10.0.0.2"]), peer);
+        assert_eq!(ip.to_string(), "203.0.113.9");
+        let ip = forwarding.client_ip(&chain(&["203.0.113.9"]), peer);
+        assert_eq!(
+            ip.to_string(),
+            "203.0.113.9",
+            "a short chain: its left-most hop"
+        );
+        let ip = forwarding.client_ip(&HeaderMap::new(), peer);
+        assert_eq!(ip.to_string(), "10.0.0.7", "no chain: the peer");
+    }
+
+    #[test]
+    fn the_gateways_client_ip_header_cannot_be_allow_listed() {
+        assert!(is_reserved(CLIENT_IP));
+        assert!(is_reserved("x-forwarded-for"));
+        assert!(is_reserved("x-real-ip"));
     }
 }

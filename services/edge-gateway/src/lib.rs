@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+pub mod revocation;
 pub mod router;
 pub mod stream;
 pub mod template;

@@ -37,8 +37,11 @@ enum Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    fn of(principal: Option<&'a Principal>, client: IpAddr) -> Subject<'a> {
+    /// Public routes (login, register, refresh) are always counted per address: counting them
+    /// per token would give an attacker a fresh bucket for every account they hold.
+    fn of(public: bool, principal: Option<&'a Principal>, client: IpAddr) -> Subject<'a> {
         match principal {
+            _ if public => Subject::Ip(client),
             None => Subject::Ip(client),
             Some(p) => match (&p.api_key, p.claims.tid) {
                 (Some(key), _) => Subject::ApiKey(key),
@@ -65,7 +68,7 @@ impl RateLimiting {
         principal: Option<&Principal>,
         client: IpAddr,
     ) -> Option<(&'a str, Decision)> {
-        let subject = Subject::of(principal, client);
+        let subject = Subject::of(route.public, principal, client);
         let (policy, spec): (&str, &RateSpec) = match &route.rate_limit {
             Some((name, spec)) => (name, spec),
             None => match subject {
@@ -83,6 +86,27 @@ impl RateLimiting {
         };
         Some((policy, self.limiter.check(&key, spec)))
     }
+}
+
+impl RateLimiting {
+    /// The refusal to answer when `client` has spent its failed-authentication budget; counts
+    /// nothing, so successful requests never use the budget up.
+    pub fn failed_auth_refusal(&self, client: IpAddr) -> Option<Decision> {
+        let decision = self
+            .limiter
+            .peek(&failed_auth_key(client), &self.limits.failed_auth);
+        (!decision.allowed).then_some(decision)
+    }
+
+    /// Count one failed authentication from `client`.
+    pub fn record_failed_auth(&self, client: IpAddr) {
+        self.limiter
+            .check(&failed_auth_key(client), &self.limits.failed_auth);
+    }
+}
+
+fn failed_auth_key(client: IpAddr) -> String {
+    format!("failed_auth|ip|{client}")
 }
 
 /// The `RateLimit-*` headers of a response counted against a policy.
@@ -131,11 +155,23 @@ impl Limiter {
 
     /// Count one request against `key` under `spec`.
     pub fn check(&self, key: &str, spec: &RateSpec) -> Decision {
-        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.check_at(key, spec, now)
+        self.check_at(key, spec, self.now())
+    }
+
+    /// What [`Limiter::check`] would decide, without counting the request.
+    pub fn peek(&self, key: &str, spec: &RateSpec) -> Decision {
+        self.decide(key, spec, self.now(), false)
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn check_at(&self, key: &str, spec: &RateSpec, now: u64) -> Decision {
+        self.decide(key, spec, now, true)
+    }
+
+    fn decide(&self, key: &str, spec: &RateSpec, now: u64, count: bool) -> Decision {
         let interval =
             (u64::from(spec.per_secs.get()) * 1_000_000_000) / u64::from(spec.rate.get());
         let interval = interval.max(1);
@@ -154,6 +190,15 @@ impl Limiter {
                 remaining: 0,
                 reset: Duration::from_nanos(tat - now),
                 retry_after: Duration::from_nanos(retry_after),
+            };
+        }
+        if !count {
+            return Decision {
+                allowed: true,
+                limit: spec.burst.get(),
+                remaining: u32::try_from((capacity - (tat - now)) / interval).unwrap_or(u32::MAX),
+                reset: Duration::from_nanos(tat - now),
+                retry_after: Duration::ZERO,
             };
         }
         if map.len() >= SWEEP_AT && !map.contains_key(key) {
@@ -215,6 +260,17 @@ mod tests {
         assert!(limiter.check_at("a", &policy, 0).allowed);
         assert!(!limiter.check_at("a", &policy, 0).allowed);
         assert!(limiter.check_at("b", &policy, 0).allowed);
+    }
+
+    #[test]
+    fn peeking_counts_nothing() {
+        let limiter = Limiter::new();
+        let policy = spec(1, 60, 1);
+        for _ in 0..3 {
+            assert!(limiter.decide("k", &policy, 0, false).allowed);
+        }
+        assert!(limiter.check_at("k", &policy, 0).allowed);
+        assert!(!limiter.decide("k", &policy, 0, false).allowed);
     }
 
     #[test]

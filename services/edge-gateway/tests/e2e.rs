@@ -28,10 +28,13 @@ const PASSWORD: &str = "Correct horse 42";
 
 struct Mesh {
     base: String,
+    /// A second gateway replica in front of the same services and broker.
+    replica: String,
     http: reqwest::Client,
     /// Identity's signing key (PKCS#8 DER), to forge tokens that fail only for the reason tested.
     signing_der: Vec<u8>,
     _gateway: Application,
+    _replica: Application,
     _identity: Running,
     _tenancy: Running,
     _db: TestDatabase,
@@ -51,7 +54,8 @@ fn auth(jwks_url: String) -> AuthConfig {
 impl Mesh {
     async fn start() -> Mesh {
         let db = TestDatabase::create().await;
-        let nats = TestNats::start().await;
+        // With the per-service users, so the gateways follow revocations as `edge-gateway`.
+        let nats = TestNats::start_with_accounts().await;
 
         let keys_dir =
             std::env::temp_dir().join(format!("keel-e2e-keys-{}", uuid::Uuid::new_v4().simple()));
@@ -110,13 +114,6 @@ impl Mesh {
             .await
             .expect("tenancy starts");
 
-        let config: GatewayConfig = parse(
-            &format!(
-                "http:\n  listen: 127.0.0.1:0\nauth:\n  jwks_url: {jwks_url}\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  jwks_min_refetch_secs: 0\nroutes: routes.yaml\n"
-            ),
-            Path::new("edge-gateway.yaml"),
-        )
-        .unwrap();
         let routes = format!(
             r#"
 upstreams:
@@ -137,15 +134,16 @@ api_keys: {{ upstream: identity, cache_secs: 30 }}
             identity = identity.grpc_addr,
             tenancy = tenancy.grpc_addr,
         );
-        let loaded = Loaded::from_parts(config, &routes, Path::new("routes.yaml")).unwrap();
-        let gateway = Application::build(loaded, descriptors::pool(&[]).unwrap())
-            .await
-            .expect("the gateway starts");
+        let gateway_nats = nats.url_as("edge-gateway");
+        let gateway = start_gateway(&jwks_url, &gateway_nats, &routes).await;
+        let replica = start_gateway(&jwks_url, &gateway_nats, &routes).await;
         Mesh {
             base: format!("http://{}", gateway.addr),
+            replica: format!("http://{}", replica.addr),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             signing_der,
             _gateway: gateway,
+            _replica: replica,
             _identity: identity,
             _tenancy: tenancy,
             _db: db,
@@ -265,6 +263,20 @@ api_keys: {{ upstream: identity, cache_secs: 30 }}
         let key = jsonwebtoken::EncodingKey::from_ed_der(&self.signing_der);
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
+}
+
+async fn start_gateway(jwks_url: &str, nats_url: &str, routes: &str) -> Application {
+    let config: GatewayConfig = parse(
+        &format!(
+            "http:\n  listen: 127.0.0.1:0\nauth:\n  jwks_url: {jwks_url}\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  jwks_min_refetch_secs: 0\nnats:\n  url: {nats_url}\nroutes: routes.yaml\n"
+        ),
+        Path::new("edge-gateway.yaml"),
+    )
+    .unwrap();
+    let loaded = Loaded::from_parts(config, routes, Path::new("routes.yaml")).unwrap();
+    Application::build(loaded, descriptors::pool(&[]).unwrap())
+        .await
+        .expect("the gateway starts")
 }
 
 async fn eventually<T, F, Fut>(mut attempt: F) -> T
@@ -476,4 +488,142 @@ async fn the_platform_works_through_rest_alone() {
     assert_eq!(status, 200);
     assert_eq!(jwks["keys"][0]["kid"], KID);
     assert_eq!(jwks["keys"][0]["use"], "sig");
+}
+
+#[tokio::test]
+async fn a_client_cannot_forge_the_address_identity_records_for_its_session() {
+    let mesh = Mesh::start().await;
+    let email = format!("{}@example.com", unique("spoof"));
+    mesh.sign_up(&email, "Spoofer").await;
+    let response = mesh
+        .http
+        .post(mesh.url("/v1/auth/login"))
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-real-ip", "1.2.3.4")
+        .header("x-keel-client-ip", "1.2.3.4")
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let pair: Value = response.json().await.unwrap();
+    let token = pair["accessToken"].as_str().unwrap();
+    let (status, sessions) = mesh.get("/v1/me/sessions", Some(token)).await;
+    assert_eq!(status, 200, "{sessions}");
+    let sessions = sessions["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for session in sessions {
+        assert_eq!(session["ipAddress"], "127.0.0.1", "{session}");
+    }
+}
+
+/// Until both replicas refuse `request` with 401; how long that took. Panics after 10 s.
+async fn refused_everywhere(
+    mesh: &Mesh,
+    request: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Duration {
+    let started = Instant::now();
+    let mut pending = vec![mesh.base.clone(), mesh.replica.clone()];
+    while !pending.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still accepted by {pending:?}"
+        );
+        let mut still = Vec::new();
+        for base in pending {
+            let status = request(&base).send().await.unwrap().status().as_u16();
+            if status != 401 {
+                assert_eq!(status, 200, "{base}");
+                still.push(base);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_or_logged_out_session_is_refused_by_every_replica_within_2_seconds() {
+    let mesh = Mesh::start().await;
+    let email = format!("{}@example.com", unique("revoker"));
+    let owner = mesh.sign_up(&email, "Owner").await;
+    let tenant = mesh.create_tenant(&owner, &unique("revoke")).await;
+    let owner_t = mesh.switch(&owner, &tenant).await;
+    let (status, key) = mesh
+        .post(
+            &format!("/v1/tenants/{tenant}/api-keys"),
+            Some(&owner_t),
+            json!({ "name": "ci", "scopes": ["tenancy.member.read"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    let members = format!("/v1/tenants/{tenant}/members");
+    let with_key = |base: &str| {
+        mesh.http
+            .get(format!("{base}{members}"))
+            .header("x-api-key", &secret)
+    };
+    // Both replicas have exchanged the key and cache it for 30 s.
+    for base in [&mesh.base, &mesh.replica] {
+        assert_eq!(with_key(base).send().await.unwrap().status(), 200, "{base}");
+    }
+    let (status, revoked) = mesh
+        .call(
+            reqwest::Method::DELETE,
+            &format!(
+                "/v1/tenants/{tenant}/api-keys/{}",
+                key["id"].as_str().unwrap()
+            ),
+            Some(&owner_t),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let took = refused_everywhere(&mesh, with_key).await;
+    assert!(took < Duration::from_secs(2), "the key worked for {took:?}");
+
+    // A session logged out through one replica: its access token, still unexpired, is refused
+    // by both.
+    let me = |base: &str| mesh.http.get(format!("{base}/v1/me")).bearer_auth(&owner_t);
+    for base in [&mesh.base, &mesh.replica] {
+        assert_eq!(me(base).send().await.unwrap().status(), 200, "{base}");
+    }
+    let response = mesh
+        .http
+        .post(format!("{}/v1/auth/logout", mesh.replica))
+        .bearer_auth(&owner_t)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let took = refused_everywhere(&mesh, me).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "the session worked for {took:?}"
+    );
+    // A new session of the same user is untouched, on both replicas.
+    let (status, pair) = mesh
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{pair}");
+    let fresh = pair["accessToken"].as_str().unwrap();
+    for base in [&mesh.base, &mesh.replica] {
+        let response = mesh
+            .http
+            .get(format!("{base}/v1/me"))
+            .bearer_auth(fresh)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "only the revoked session is denied");
+    }
 }

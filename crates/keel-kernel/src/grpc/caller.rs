@@ -12,16 +12,20 @@ pub struct RequestMeta {
     /// The request id the server's first layer assigned (or accepted from the gateway); also the
     /// correlation id of the events the request causes.
     pub request_id: String,
-    /// The client's address as the edge saw it (see [`RequestMeta::of`]), else the peer address.
+    /// The client's address as the edge gateway resolved it (see [`RequestMeta::of`]), else the
+    /// peer address.
     pub client_ip: String,
     pub user_agent: String,
 }
 
-/// Longest client-supplied value kept: enough for any address or agent, too short to flood logs.
-const MAX_IP_LEN: usize = 64;
 const MAX_USER_AGENT_LEN: usize = 256;
 
 impl RequestMeta {
+    /// The metadata carrying the client's address as the edge gateway resolved it. The gateway
+    /// sets it on every call and strips it from clients; nothing else a client sends
+    /// (`X-Forwarded-For`, `X-Real-IP`) is believed, since the client writes those.
+    pub const CLIENT_IP_HEADER: &'static str = "x-keel-client-ip";
+
     pub fn of<T>(request: &tonic::Request<T>) -> RequestMeta {
         let header = |name: &str| {
             request
@@ -31,15 +35,11 @@ impl RequestMeta {
                 .map(str::trim)
                 .filter(|value| !value.is_empty())
         };
-        // The gateway forwards the client's address; only the gateway reaches a service.
-        let forwarded = header("x-forwarded-for")
-            .and_then(|value| value.split(',').next())
-            .map(str::trim)
-            .filter(|value| !value.is_empty());
-        let client_ip = forwarded
-            .or_else(|| header("x-real-ip"))
-            .map(|ip| ip.chars().take(MAX_IP_LEN).collect())
-            .or_else(|| request.remote_addr().map(|addr| addr.ip().to_string()))
+        // Parsed, so whatever reaches audit rows and lockout keys is an address and nothing else.
+        let client_ip = header(Self::CLIENT_IP_HEADER)
+            .and_then(|value| value.parse::<std::net::IpAddr>().ok())
+            .or_else(|| request.remote_addr().map(|addr| addr.ip()))
+            .map(|ip| ip.to_string())
             .unwrap_or_default();
         RequestMeta {
             request_id: crate::server::request_id(request)
@@ -150,5 +150,48 @@ impl Caller {
             return Ok(requested);
         }
         self.tenant(requested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&'static str, &'static str)]) -> tonic::Request<()> {
+        let mut request = tonic::Request::new(());
+        for (name, value) in headers {
+            request.metadata_mut().insert(*name, value.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn a_client_cannot_claim_an_address_with_x_forwarded_for_or_x_real_ip() {
+        let meta = RequestMeta::of(&request(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "5.6.7.8"),
+        ]));
+        assert_eq!(
+            meta.client_ip, "",
+            "no peer in a unit test, and no header believed"
+        );
+    }
+
+    #[test]
+    fn the_gateways_resolved_address_is_the_client_ip() {
+        let meta = RequestMeta::of(&request(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            (RequestMeta::CLIENT_IP_HEADER, "203.0.113.9"),
+        ]));
+        assert_eq!(meta.client_ip, "203.0.113.9");
+    }
+
+    #[test]
+    fn a_gateway_header_that_is_not_an_address_is_ignored() {
+        let meta = RequestMeta::of(&request(&[(
+            RequestMeta::CLIENT_IP_HEADER,
+            "evil, 1.2.3.4",
+        )]));
+        assert_eq!(meta.client_ip, "");
     }
 }

@@ -178,7 +178,11 @@ async fn only_verified_and_allow_listed_headers_reach_the_service() {
     assert_eq!(metadata["authorization"], format!("Bearer {}", h.token));
     assert_eq!(metadata["x-request-id"], "req-123");
     assert_eq!(metadata["traceparent"], traceparent);
-    assert_eq!(metadata["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(metadata["x-keel-client-ip"], "127.0.0.1");
+    assert!(
+        !metadata.contains_key("x-forwarded-for"),
+        "the address travels in the gateway's own header only"
+    );
     assert_eq!(metadata["accept-language"], "fr");
 }
 

@@ -8,5 +8,6 @@ mod edge;
 mod errors;
 mod limits;
 mod openapi;
+mod security;
 mod streaming;
 mod transcoding;
