@@ -10,7 +10,7 @@ fn with_request_id<T>(mut request: tonic::Request<T>, id: &str, ip: &str) -> ton
         .insert("x-request-id", id.parse().unwrap());
     request
         .metadata_mut()
-        .insert("x-forwarded-for", ip.parse().unwrap());
+        .insert(keel_kernel::RequestMeta::CLIENT_IP_HEADER, ip.parse().unwrap());
     request
 }
 

@@ -517,7 +517,7 @@ pub fn from_ip<T>(message: T, ip: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
-        .insert("x-forwarded-for", ip.parse().unwrap());
+        .insert(keel_kernel::RequestMeta::CLIENT_IP_HEADER, ip.parse().unwrap());
     request
 }
 
