@@ -67,13 +67,22 @@ impl EventLog {
         events
     }
 
-    /// The events of one type, once at least `at_least` events of any type have arrived.
-    pub async fn of_type(&self, event_type: &str, at_least: u64) -> Vec<EventEnvelope> {
-        self.read(at_least)
-            .await
-            .into_iter()
-            .filter(|event| event.event_type == event_type)
-            .collect()
+    /// The events of one type, once at least `at_least` of that type have arrived (or after
+    /// 10 s, with however many there are).
+    pub async fn of_type(&self, event_type: &str, at_least: usize) -> Vec<EventEnvelope> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let matching: Vec<EventEnvelope> = self
+                .read(0)
+                .await
+                .into_iter()
+                .filter(|event| event.event_type == event_type)
+                .collect();
+            if matching.len() >= at_least || tokio::time::Instant::now() >= deadline {
+                return matching;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// How many messages the stream holds now (0 if it does not exist yet).

@@ -8,9 +8,10 @@ fn with_request_id<T>(mut request: tonic::Request<T>, id: &str, ip: &str) -> ton
     request
         .metadata_mut()
         .insert("x-request-id", id.parse().unwrap());
-    request
-        .metadata_mut()
-        .insert(keel_kernel::RequestMeta::CLIENT_IP_HEADER, ip.parse().unwrap());
+    request.metadata_mut().insert(
+        keel_kernel::RequestMeta::CLIENT_IP_HEADER,
+        ip.parse().unwrap(),
+    );
     request
 }
 

@@ -515,9 +515,10 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 /// A request as the gateway forwards it from client `ip`.
 pub fn from_ip<T>(message: T, ip: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert(keel_kernel::RequestMeta::CLIENT_IP_HEADER, ip.parse().unwrap());
+    request.metadata_mut().insert(
+        keel_kernel::RequestMeta::CLIENT_IP_HEADER,
+        ip.parse().unwrap(),
+    );
     request
 }
 

@@ -171,7 +171,10 @@ async fn a_member_removed_in_tenancy_loses_their_sessions_for_the_tenant_and_can
         .create_tenant(&owner_pair.access_token, "acme-two")
         .await;
     let member_email = unique_email("member");
-    let (member, member_pair) = mesh.identity.user(&member_email).await;
+    let (member, _) = mesh.identity.user(&member_email).await;
+    // Only the invitee, with their address verified, may accept the invitation.
+    mesh.identity.verify(member).await;
+    let member_pair = mesh.identity.login(&member_email).await;
     mesh.join(
         &owner_scoped.access_token,
         tenant,

@@ -285,7 +285,7 @@ async fn an_api_key_inviter_stays_an_api_key_from_the_request_to_the_row_and_the
     let created = app
         .events()
         .await
-        .of_type("tenancy.invitation.created", 5)
+        .of_type("tenancy.invitation.created", 1)
         .await;
     let [event] = created.as_slice() else {
         panic!("one invitation event, got {created:?}");
