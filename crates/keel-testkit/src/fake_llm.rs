@@ -314,13 +314,21 @@ fn sse(plan: &Plan, content: Vec<String>, ending: Vec<String>, error_frame: Stri
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn openai(State(shared): State<Handle>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+async fn openai(
+    State(shared): State<Handle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
     let plan = plan(&shared, "/v1/chat/completions", headers, body.0);
     if let Some(refused) = refusal(plan.fault) {
         return refused;
     }
     let sent: Vec<String> = plan.words.iter().take(plan.max_tokens).cloned().collect();
-    let finish = if sent.len() < plan.words.len() { "length" } else { "stop" };
+    let finish = if sent.len() < plan.words.len() {
+        "length"
+    } else {
+        "stop"
+    };
     let usage = json!({
         "prompt_tokens": plan.prompt_tokens,
         "completion_tokens": sent.len(),
@@ -352,17 +360,28 @@ async fn openai(State(shared): State<Handle>, headers: HeaderMap, body: axum::Js
         ending.push(frame(None, &usage_chunk.to_string()));
     }
     ending.push(frame(None, "[DONE]"));
-    let error = frame(None, r#"{"error":{"message":"upstream failed mid-stream","type":"server_error"}}"#);
+    let error = frame(
+        None,
+        r#"{"error":{"message":"upstream failed mid-stream","type":"server_error"}}"#,
+    );
     sse(&plan, content, ending, error)
 }
 
-async fn anthropic(State(shared): State<Handle>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+async fn anthropic(
+    State(shared): State<Handle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
     let plan = plan(&shared, "/v1/messages", headers, body.0);
     if let Some(refused) = refusal(plan.fault) {
         return refused;
     }
     let sent: Vec<String> = plan.words.iter().take(plan.max_tokens).cloned().collect();
-    let stop = if sent.len() < plan.words.len() { "max_tokens" } else { "end_turn" };
+    let stop = if sent.len() < plan.words.len() {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
     if !plan.stream {
         return axum::Json(json!({
             "id": "msg_fake", "type": "message", "role": "assistant", "model": plan.model,
@@ -401,7 +420,10 @@ async fn anthropic(State(shared): State<Handle>, headers: HeaderMap, body: axum:
         message_delta["usage"] = json!({"output_tokens": sent.len()});
     }
     let ending = vec![
-        frame(Some("content_block_stop"), r#"{"type":"content_block_stop","index":0}"#),
+        frame(
+            Some("content_block_stop"),
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
         frame(Some("message_delta"), &message_delta.to_string()),
         frame(Some("message_stop"), r#"{"type":"message_stop"}"#),
     ];
@@ -420,8 +442,15 @@ async fn anthropic(State(shared): State<Handle>, headers: HeaderMap, body: axum:
     };
     if plan.fault == Some(Fault::CutAfter(usize::MAX)) {
         // One text chunk, then the error event.
-        let frames: Vec<String> = content.into_iter().take(opening + 1).chain([error]).collect();
-        let plan = Plan { fault: None, ..plan };
+        let frames: Vec<String> = content
+            .into_iter()
+            .take(opening + 1)
+            .chain([error])
+            .collect();
+        let plan = Plan {
+            fault: None,
+            ..plan
+        };
         return sse(&plan, frames, Vec::new(), String::new());
     }
     sse(&plan, content, ending, error)

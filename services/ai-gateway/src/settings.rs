@@ -267,7 +267,10 @@ impl Validate for Settings {
             ));
         }
         if self.memory_top_k > 50 {
-            return Err(ConfigError::invalid("app.memory_top_k", "must be at most 50"));
+            return Err(ConfigError::invalid(
+                "app.memory_top_k",
+                "must be at most 50",
+            ));
         }
         if self.breaker.failure_threshold == 0 {
             return Err(ConfigError::invalid(

@@ -57,7 +57,8 @@ static IBAN: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|err| panic!("iban pattern: {err}"))
 });
 static CARD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[0-9](?:[ -]?[0-9]){12,18}\b").unwrap_or_else(|err| panic!("card pattern: {err}"))
+    Regex::new(r"\b[0-9](?:[ -]?[0-9]){12,18}\b")
+        .unwrap_or_else(|err| panic!("card pattern: {err}"))
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\+|\b)[0-9(][0-9 ().-]{5,20}[0-9]\b")
@@ -185,7 +186,7 @@ pub fn passes_luhn(candidate: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// ISO 13616: move the first four characters to the end, letters to numbers (A = 10), mod 97 = 1.

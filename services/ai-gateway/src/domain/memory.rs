@@ -31,9 +31,10 @@ impl MemoryId {
         if value.len() > 128 {
             return Err(Error::invalid(field, "must be at most 128 characters"));
         }
-        if !value.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-        }) {
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(Error::invalid(
                 field,
                 "may contain only a-z, 0-9, `-`, `_` and `.`",
@@ -61,9 +62,9 @@ impl std::fmt::Display for MemoryId {
 /// A namespace: empty (none) or `[a-z0-9-_.]{1,64}`.
 pub fn parse_namespace(field: &str, value: &str) -> Result<String, Error> {
     if value.len() > 64
-        || !value.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-        })
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
     {
         return Err(Error::invalid(
             field,

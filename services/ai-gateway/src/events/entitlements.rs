@@ -32,9 +32,17 @@ impl Entitlements {
         let tenant = TenantId::parse_field("tenant_id", &changed.tenant_id)?;
         let tx = tx.tenant()?;
         if tx.tenant() != tenant {
-            return Err(Error::invalid("tenant_id", "differs from the envelope's tenant"));
+            return Err(Error::invalid(
+                "tenant_id",
+                "differs from the envelope's tenant",
+            ));
         }
-        let limit = changed.limits.get(TOKENS_LIMIT).copied().unwrap_or(0).max(-1);
+        let limit = changed
+            .limits
+            .get(TOKENS_LIMIT)
+            .copied()
+            .unwrap_or(0)
+            .max(-1);
         let start = changed
             .period_start_time
             .as_ref()
@@ -58,7 +66,11 @@ impl Entitlements {
 }
 
 impl EventHandler for Entitlements {
-    fn handle<'a>(&'a self, tx: &'a mut EventTx, event: &'a Event) -> BoxFuture<'a, Result<(), Error>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.apply(tx, event))
     }
 }

@@ -92,7 +92,8 @@ impl Ai {
         match completion::prepare(&self.0, caller, request).await? {
             Prepared::Answered(completion) => Ok(completion),
             Prepared::Ready(call) => {
-                tracing::Span::current().record("completion_id", tracing::field::display(call.id()));
+                tracing::Span::current()
+                    .record("completion_id", tracing::field::display(call.id()));
                 // Its own task: a caller that goes away does not leave a reservation unsettled.
                 tokio::spawn(call.run(None))
                     .await
@@ -135,7 +136,9 @@ impl Ai {
                 let rest = ReceiverStream::new(chunks);
                 Ok(Box::pin(tokio_stream::once(Ok(first)).chain(rest)))
             }
-            None => Err(Error::internal(anyhow::anyhow!("completion task ended silently"))),
+            None => Err(Error::internal(anyhow::anyhow!(
+                "completion task ended silently"
+            ))),
         }
     }
 

@@ -42,7 +42,7 @@ pub enum Prepared {
     /// Answered without a provider: a replay, or a refusal by a guardrail.
     Answered(pb::Completion),
     /// Reserved and ready to call a provider.
-    Ready(Call),
+    Ready(Box<Call>),
 }
 
 /// A call whose tokens are reserved.
@@ -199,8 +199,7 @@ pub async fn prepare(
         let ttl = chrono::Duration::seconds(
             i64::try_from(ctx.settings.reservation_ttl_secs).unwrap_or(i64::MAX / 2),
         );
-        let quota =
-            repo::quotas::current(&mut tx, now, ctx.settings.default_period_tokens).await?;
+        let quota = repo::quotas::current(&mut tx, now, ctx.settings.default_period_tokens).await?;
         repo::quotas::release_expired(&mut tx, now - ttl).await?;
         if repo::quotas::try_reserve(&mut tx, call.id, needed, now)
             .await?
@@ -213,7 +212,7 @@ pub async fn prepare(
         }
     }
     tx.commit().await?;
-    Ok(Prepared::Ready(call))
+    Ok(Prepared::Ready(Box::new(call)))
 }
 
 impl Call {
@@ -381,7 +380,10 @@ impl Call {
                 )
                 .await?;
                 (
-                    Err(Error::new(ErrorCode::Unavailable, "the client cancelled the call")),
+                    Err(Error::new(
+                        ErrorCode::Unavailable,
+                        "the client cancelled the call",
+                    )),
                     CallStatus::Failed,
                 )
             }
@@ -475,7 +477,10 @@ impl Call {
         };
         repo::usage::insert(tx, &record).await?;
         ctx.outbox
-            .enqueue(tx, events::usage_recorded(&record, counted_by, &self.caller)?)
+            .enqueue(
+                tx,
+                events::usage_recorded(&record, counted_by, &self.caller)?,
+            )
             .await?;
         if counts.total() > 0 {
             ctx.metrics

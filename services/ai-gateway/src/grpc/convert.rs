@@ -7,7 +7,9 @@ use keel_proto::ai::v1 as pb;
 
 use crate::domain::completion::parse_temperature;
 use crate::domain::memory::parse_namespace;
-use crate::domain::{ChatMessage, ChatRole, CompletionInput, FinishReason, Memory, NewMemory, Quota};
+use crate::domain::{
+    ChatMessage, ChatRole, CompletionInput, FinishReason, Memory, NewMemory, Quota,
+};
 use crate::providers::Router;
 use crate::settings::Settings;
 
@@ -34,7 +36,10 @@ pub fn completion_input(
             Ok(pb::ChatRole::User) => Some(ChatRole::User),
             Ok(pb::ChatRole::Assistant) => Some(ChatRole::Assistant),
             _ => {
-                violations.add(format!("messages[{i}].role"), "must be SYSTEM, USER or ASSISTANT");
+                violations.add(
+                    format!("messages[{i}].role"),
+                    "must be SYSTEM, USER or ASSISTANT",
+                );
                 None
             }
         };
@@ -67,7 +72,10 @@ pub fn completion_input(
         n => n as u32,
     };
     let temperature = violations.check(parse_temperature("temperature", request.temperature));
-    let namespace = violations.check(parse_namespace("memory_namespace", &request.memory_namespace));
+    let namespace = violations.check(parse_namespace(
+        "memory_namespace",
+        &request.memory_namespace,
+    ));
     violations.finish()?;
     Ok(CompletionInput {
         tenant,

@@ -20,7 +20,11 @@ pub struct Anthropic {
 }
 
 impl Anthropic {
-    pub fn new(base_url: &str, api_key: Option<String>, connect_timeout: Duration) -> Result<Anthropic, ProviderError> {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        connect_timeout: Duration,
+    ) -> Result<Anthropic, ProviderError> {
         Ok(Anthropic {
             client: super::http_client(connect_timeout)?,
             url: format!("{}/messages", base_url.trim_end_matches('/')),
@@ -39,7 +43,11 @@ fn body(request: &ProviderRequest) -> Value {
         .map(|m| m.content.as_str())
         .collect();
     let mut messages: Vec<(ChatRole, String)> = Vec::new();
-    for message in request.messages.iter().filter(|m| m.role != ChatRole::System) {
+    for message in request
+        .messages
+        .iter()
+        .filter(|m| m.role != ChatRole::System)
+    {
         match messages.last_mut() {
             Some((role, content)) if *role == message.role => {
                 content.push_str("\n\n");
@@ -74,7 +82,11 @@ fn events_of(event: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderErro
             .map_err(|err| ProviderError::Malformed(format!("an event is not JSON: {err}")))
     };
     let kind = if event.is_empty() {
-        parsed()?.get("type").and_then(Value::as_str).unwrap_or_default().to_owned()
+        parsed()?
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     } else {
         event.to_owned()
     };
@@ -82,7 +94,9 @@ fn events_of(event: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderErro
         "message_start" => {
             let value = parsed()?;
             vec![ProviderEvent::Usage {
-                prompt_tokens: value.pointer("/message/usage/input_tokens").and_then(Value::as_i64),
+                prompt_tokens: value
+                    .pointer("/message/usage/input_tokens")
+                    .and_then(Value::as_i64),
                 completion_tokens: None,
             }]
         }
@@ -96,7 +110,10 @@ fn events_of(event: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderErro
         "message_delta" => {
             let value = parsed()?;
             let mut events = Vec::new();
-            if let Some(output) = value.pointer("/usage/output_tokens").and_then(Value::as_i64) {
+            if let Some(output) = value
+                .pointer("/usage/output_tokens")
+                .and_then(Value::as_i64)
+            {
                 events.push(ProviderEvent::Usage {
                     prompt_tokens: None,
                     completion_tokens: Some(output),
@@ -118,7 +135,10 @@ fn events_of(event: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderErro
 }
 
 impl Provider for Anthropic {
-    fn start(&self, request: ProviderRequest) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
+    fn start(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
         let mut call = self
             .client
             .post(&self.url)

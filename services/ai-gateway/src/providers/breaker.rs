@@ -42,7 +42,9 @@ impl Breaker {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn admit(&self, now: DateTime<Utc>) -> Admission {
@@ -95,9 +97,17 @@ mod tests {
         assert_eq!(breaker.admit(start), Admission::Refused);
         let later = start + Duration::seconds(31);
         assert_eq!(breaker.admit(later), Admission::Probe);
-        assert_eq!(breaker.admit(later), Admission::Refused, "one probe at a time");
+        assert_eq!(
+            breaker.admit(later),
+            Admission::Refused,
+            "one probe at a time"
+        );
         breaker.failed(later);
-        assert_eq!(breaker.admit(later), Admission::Refused, "a failed probe reopens");
+        assert_eq!(
+            breaker.admit(later),
+            Admission::Refused,
+            "a failed probe reopens"
+        );
         let much_later = later + Duration::seconds(31);
         assert_eq!(breaker.admit(much_later), Admission::Probe);
         breaker.succeeded();

@@ -54,7 +54,10 @@ pub fn answer(messages: &[ChatMessage]) -> String {
     sentences.truncate(2);
     sentences.sort_by_key(|s| s.1);
     let summary: Vec<String> = sentences.into_iter().map(|s| s.2).collect();
-    format!("(local development provider) From memory: {}", summary.join(" "))
+    format!(
+        "(local development provider) From memory: {}",
+        summary.join(" ")
+    )
 }
 
 /// `text` in streamable pieces: each word with the whitespace before it.
@@ -96,7 +99,10 @@ pub fn events(text: &str, max_tokens: u32) -> Vec<ProviderEvent> {
 }
 
 impl Provider for Local {
-    fn start(&self, request: ProviderRequest) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
+    fn start(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
         Box::pin(async move {
             let text = answer(&request.messages);
             let events = events(&text, request.max_tokens);
@@ -135,7 +141,10 @@ mod tests {
         let text = answer(&messages);
         assert!(text.ends_with("You said: one two three four five"));
         let events = events(&text, 3);
-        assert_eq!(events.last(), Some(&ProviderEvent::Finish(FinishReason::Length)));
+        assert_eq!(
+            events.last(),
+            Some(&ProviderEvent::Finish(FinishReason::Length))
+        );
         let produced: String = events
             .iter()
             .filter_map(|e| match e {

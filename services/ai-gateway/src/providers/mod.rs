@@ -86,11 +86,18 @@ pub type EventStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 pub trait Provider: Send + Sync + 'static {
     /// Start a streamed call: resolves once the provider has accepted it (response headers),
     /// then the events follow on the stream.
-    fn start(&self, request: ProviderRequest) -> BoxFuture<'static, Result<EventStream, ProviderError>>;
+    fn start(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'static, Result<EventStream, ProviderError>>;
 }
 
 /// An HTTP error status as a `ProviderError` (429's `Retry-After` in seconds kept).
-fn status_error(status: reqwest::StatusCode, retry_after: Option<&str>, body: String) -> ProviderError {
+fn status_error(
+    status: reqwest::StatusCode,
+    retry_after: Option<&str>,
+    body: String,
+) -> ProviderError {
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return ProviderError::RateLimited {
             retry_after: retry_after

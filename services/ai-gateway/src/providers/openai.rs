@@ -18,7 +18,11 @@ pub struct OpenAi {
 }
 
 impl OpenAi {
-    pub fn new(base_url: &str, api_key: Option<String>, connect_timeout: Duration) -> Result<OpenAi, ProviderError> {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        connect_timeout: Duration,
+    ) -> Result<OpenAi, ProviderError> {
         Ok(OpenAi {
             client: super::http_client(connect_timeout)?,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
@@ -73,7 +77,9 @@ fn events_of(data: &str) -> Result<Vec<ProviderEvent>, ProviderError> {
             events.push(ProviderEvent::Finish(finish_reason(reason)));
         }
     } else if choices.is_none() && chunk.get("usage").is_none() {
-        return Err(ProviderError::Malformed("a chunk has neither choices nor usage".into()));
+        return Err(ProviderError::Malformed(
+            "a chunk has neither choices nor usage".into(),
+        ));
     }
     if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
         events.push(ProviderEvent::Usage {
@@ -85,7 +91,10 @@ fn events_of(data: &str) -> Result<Vec<ProviderEvent>, ProviderError> {
 }
 
 impl Provider for OpenAi {
-    fn start(&self, request: ProviderRequest) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
+    fn start(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'static, Result<EventStream, ProviderError>> {
         let mut call = self.client.post(&self.url).json(&body(&request));
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
@@ -129,11 +138,12 @@ mod tests {
 
     #[test]
     fn a_content_chunk_and_the_usage_chunk_are_read() {
-        let events =
-            events_of(r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}"#).expect("ok");
-        assert_eq!(events, vec![ProviderEvent::Delta("Hi".into())]);
-        let events = events_of(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#)
+        let events = events_of(r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":null}]}"#)
             .expect("ok");
+        assert_eq!(events, vec![ProviderEvent::Delta("Hi".into())]);
+        let events =
+            events_of(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#)
+                .expect("ok");
         assert_eq!(
             events,
             vec![ProviderEvent::Usage {
@@ -145,6 +155,9 @@ mod tests {
 
     #[test]
     fn a_chunk_that_is_not_json_is_malformed() {
-        assert!(matches!(events_of("{oops"), Err(ProviderError::Malformed(_))));
+        assert!(matches!(
+            events_of("{oops"),
+            Err(ProviderError::Malformed(_))
+        ));
     }
 }

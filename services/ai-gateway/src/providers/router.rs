@@ -64,9 +64,12 @@ impl Router {
         for (model, config) in &settings.models {
             let mut deployments = Vec::new();
             for deployment in &config.deployments {
-                let provider = providers.get(&deployment.provider).cloned().ok_or_else(|| {
-                    Error::internal(anyhow::anyhow!("unknown provider {}", deployment.provider))
-                })?;
+                let provider = providers
+                    .get(&deployment.provider)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("unknown provider {}", deployment.provider))
+                    })?;
                 deployments.push(Arc::new(Deployment {
                     name: format!("{}/{}", deployment.provider, deployment.model),
                     provider_name: deployment.provider.clone(),
@@ -153,11 +156,17 @@ async fn first_text(
     loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => return Err(ProviderError::Timeout),
-            Ok(None) if buffered.iter().any(|e| matches!(e, ProviderEvent::Finish(_))) => {
+            Ok(None)
+                if buffered
+                    .iter()
+                    .any(|e| matches!(e, ProviderEvent::Finish(_))) =>
+            {
                 return Ok((buffered, futures::stream::empty().boxed()));
             }
             Ok(None) => {
-                return Err(ProviderError::Stream("the stream ended before any answer".into()));
+                return Err(ProviderError::Stream(
+                    "the stream ended before any answer".into(),
+                ));
             }
             Ok(Some(Err(err))) => return Err(err),
             Ok(Some(Ok(event))) => {

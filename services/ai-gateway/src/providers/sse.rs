@@ -40,7 +40,8 @@ impl Parser {
                     });
                 }
             } else if let Some(value) = line.strip_prefix("data:") {
-                self.data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                self.data
+                    .push(value.strip_prefix(' ').unwrap_or(value).to_owned());
             } else if let Some(value) = line.strip_prefix("event:") {
                 self.event = value.trim().to_owned();
             }
@@ -107,7 +108,9 @@ mod tests {
             data: Vec::new(),
         };
         assert!(parser.push(b"event: ping\r\nda").expect("ok").is_empty());
-        let frames = parser.push(b"ta: {\"a\":1}\r\n\r\ndata: [DONE]\n\n").expect("ok");
+        let frames = parser
+            .push(b"ta: {\"a\":1}\r\n\r\ndata: [DONE]\n\n")
+            .expect("ok");
         assert_eq!(
             frames,
             vec![

@@ -40,7 +40,11 @@ impl From<Row> for Memory {
 }
 
 /// Create or replace (the creation time is kept on replace).
-pub async fn upsert(tx: &mut TenantTx, memory: &NewMemory, now: DateTime<Utc>) -> Result<Memory, Error> {
+pub async fn upsert(
+    tx: &mut TenantTx,
+    memory: &NewMemory,
+    now: DateTime<Utc>,
+) -> Result<Memory, Error> {
     let terms = SearchTerms::of(&memory.content);
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO memories (tenant_id, id, namespace, content, metadata, required_permission, terms, ngrams, created_at, updated_at) \

@@ -157,7 +157,11 @@ pub async fn release_expired(tx: &mut TenantTx, before: DateTime<Utc>) -> Result
     .fetch_one(&mut **tx)
     .await?;
     if count > 0 {
-        tracing::warn!(count, tokens = tokens.unwrap_or(0), "released expired reservations");
+        tracing::warn!(
+            count,
+            tokens = tokens.unwrap_or(0),
+            "released expired reservations"
+        );
     }
     Ok(u64::try_from(count).unwrap_or(0))
 }

@@ -39,7 +39,10 @@ async fn the_local_provider_answers_a_completion_and_counts_tokens_with_the_toke
         tokens.completion_tokens,
         keel_ai_gateway::domain::tokens::count(&text)
     );
-    assert_eq!(tokens.total_tokens, tokens.prompt_tokens + tokens.completion_tokens);
+    assert_eq!(
+        tokens.total_tokens,
+        tokens.prompt_tokens + tokens.completion_tokens
+    );
     let records = usage(&mut client, tenant).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].id, completion.id);
@@ -56,7 +59,11 @@ async fn the_local_provider_streams_word_by_word_and_stops_at_max_tokens() {
     let mut stream = client
         .stream_complete(pb::CompleteRequest {
             max_tokens: 8,
-            ..ask(tenant, models::LOCAL, "one two three four five six seven eight nine ten")
+            ..ask(
+                tenant,
+                models::LOCAL,
+                "one two three four five six seven eight nine ten",
+            )
         })
         .await
         .expect("stream")
@@ -111,7 +118,10 @@ async fn the_anthropic_messages_api_is_spoken_with_input_and_output_tokens_from_
         .await
         .expect("complete")
         .into_inner();
-    assert_eq!(completion.message.expect("message").content, "Fake answer: hi again");
+    assert_eq!(
+        completion.message.expect("message").content,
+        "Fake answer: hi again"
+    );
     let tokens = completion.usage.expect("usage");
     assert_eq!((tokens.prompt_tokens, tokens.completion_tokens), (4, 4));
     let request = &app.fake.requests()[0];

@@ -21,8 +21,15 @@ async fn fails_after_text(app: &TestApp, model: &str, fault: Fault) {
     let (text, status) = collect(&mut client, ask(tenant, model, &prompt(fault)))
         .await
         .expect_err("the stream ends with an error");
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{model} {fault:?}: {status:?}");
-    assert!(!text.is_empty(), "{model} {fault:?}: text before the failure");
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unavailable,
+        "{model} {fault:?}: {status:?}"
+    );
+    assert!(
+        !text.is_empty(),
+        "{model} {fault:?}: text before the failure"
+    );
     assert_charged_for(&mut client, tenant, &text).await;
 }
 
@@ -39,8 +46,14 @@ async fn assert_charged_for(client: &mut Client, tenant: TenantId, text: &str) {
     );
     assert!(tokens.prompt_tokens > 0);
     let quota = quota(client, tenant).await;
-    assert_eq!(quota.used_tokens, tokens.total_tokens, "charged what was produced");
-    assert_eq!(quota.reserved_tokens, 0, "the rest of the reservation is released");
+    assert_eq!(
+        quota.used_tokens, tokens.total_tokens,
+        "charged what was produced"
+    );
+    assert_eq!(
+        quota.reserved_tokens, 0,
+        "the rest of the reservation is released"
+    );
 }
 
 /// A call that fails before any text: the RPC's status, a FAILED record with nothing charged.
@@ -53,13 +66,21 @@ async fn fails_before_text(app: &TestApp, model: &str, fault: Fault, stream: boo
     } else {
         client.complete(request).await.expect_err("refused")
     };
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{model} {fault:?}: {status:?}");
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unavailable,
+        "{model} {fault:?}: {status:?}"
+    );
     let records = usage(&mut client, tenant).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, pb::CallStatus::Failed as i32);
     assert_eq!(records[0].usage.clone().expect("usage").total_tokens, 0);
     let quota = quota(&mut client, tenant).await;
-    assert_eq!((quota.used_tokens, quota.reserved_tokens), (0, 0), "rolled back");
+    assert_eq!(
+        (quota.used_tokens, quota.reserved_tokens),
+        (0, 0),
+        "rolled back"
+    );
 }
 
 #[tokio::test]
@@ -127,12 +148,18 @@ async fn without_a_usage_report_the_tokens_are_counted_with_the_tokenizer() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
-    let (text, last) = collect(&mut client, ask(tenant, models::FAKE, &prompt(Fault::NoUsage)))
-        .await
-        .expect("a complete answer");
+    let (text, last) = collect(
+        &mut client,
+        ask(tenant, models::FAKE, &prompt(Fault::NoUsage)),
+    )
+    .await
+    .expect("a complete answer");
     assert_eq!(last.finish_reason, pb::FinishReason::Stop as i32);
     let tokens = last.usage.expect("usage");
-    assert_eq!(tokens.completion_tokens, keel_ai_gateway::domain::tokens::count(&text));
+    assert_eq!(
+        tokens.completion_tokens,
+        keel_ai_gateway::domain::tokens::count(&text)
+    );
     assert!(tokens.cost_micros > 0, "a stream without usage is not free");
     let events = app.events().await.of_type("ai.usage.recorded", 1).await;
     let recorded: pb::UsageRecorded = keel_testkit::payload(&events[0]);
@@ -179,5 +206,35 @@ async fn a_quota_that_cannot_cover_max_tokens_is_resource_exhausted_before_any_p
     .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     assert_eq!(app.fake.request_count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_call_and_is_charged_what_was_produced() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let mut client = app.member(tenant);
+    // Two chunks, then the fake stalls: the client reads one and hangs up.
+    let mut stream = client
+        .stream_complete(ask(tenant, models::FAKE, &prompt(Fault::StallAfter(2))))
+        .await
+        .expect("stream")
+        .into_inner();
+    let first = stream.message().await.expect("a chunk").expect("a chunk");
+    assert_eq!(first.delta, "Fake");
+    drop(stream);
+    drop(client);
+    let mut reader = app.member(tenant);
+    let record = keel_testkit::eventually(|| {
+        let mut reader = reader.clone();
+        async move { usage(&mut reader, tenant).await.into_iter().next() }
+    })
+    .await;
+    assert_eq!(record.status, pb::CallStatus::Failed as i32);
+    let tokens = record.usage.expect("usage");
+    assert!(tokens.completion_tokens >= 1, "{tokens:?}");
+    let quota = quota(&mut reader, tenant).await;
+    assert_eq!(quota.used_tokens, tokens.total_tokens);
+    assert_eq!(quota.reserved_tokens, 0);
     app.stop().await;
 }

@@ -19,13 +19,24 @@ async fn each_kind_of_personal_data_is_redacted_before_the_provider_sees_the_pro
         .await
         .expect("complete");
     let seen = app.fake.requests()[0].prompt_text();
-    for secret in ["jane.doe@example.com", "7946 0958", "4111 1111 1111 1111", "GB82 WEST"] {
-        assert!(!seen.contains(secret), "{secret} reached the provider: {seen}");
+    for secret in [
+        "jane.doe@example.com",
+        "7946 0958",
+        "4111 1111 1111 1111",
+        "GB82 WEST",
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "{secret} reached the provider: {seen}"
+        );
     }
     for label in ["[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]"] {
         assert!(seen.contains(label), "{label} in {seen}");
     }
-    assert!(seen.contains("4111 1111 1111 1112"), "a number failing Luhn is not a card");
+    assert!(
+        seen.contains("4111 1111 1111 1112"),
+        "a number failing Luhn is not a card"
+    );
     app.stop().await;
 }
 
@@ -42,10 +53,16 @@ async fn a_blocked_term_answers_content_filter_is_logged_blocked_and_costs_nothi
         .await
         .expect("an answer, filtered")
         .into_inner();
-    assert_eq!(completion.finish_reason, pb::FinishReason::ContentFilter as i32);
-    let (_, last) = collect(&mut client, ask(tenant, models::FAKE, "project falcon, streamed"))
-        .await
-        .expect("a filtered stream");
+    assert_eq!(
+        completion.finish_reason,
+        pb::FinishReason::ContentFilter as i32
+    );
+    let (_, last) = collect(
+        &mut client,
+        ask(tenant, models::FAKE, "project falcon, streamed"),
+    )
+    .await
+    .expect("a filtered stream");
     assert_eq!(last.finish_reason, pb::FinishReason::ContentFilter as i32);
     assert_eq!(app.fake.request_count(), 0, "the provider never saw it");
     let records = usage(&mut client, tenant).await;
@@ -74,7 +91,10 @@ async fn a_prompt_over_the_size_limit_is_blocked() {
         .await
         .expect("filtered")
         .into_inner();
-    assert_eq!(completion.finish_reason, pb::FinishReason::ContentFilter as i32);
+    assert_eq!(
+        completion.finish_reason,
+        pb::FinishReason::ContentFilter as i32
+    );
     assert_eq!(app.fake.request_count(), 0);
     app.stop().await;
 }
@@ -100,7 +120,10 @@ async fn a_tenant_override_applies_to_that_tenant_only() {
         .await
         .expect("filtered")
         .into_inner();
-    assert_eq!(blocked.finish_reason, pb::FinishReason::ContentFilter as i32);
+    assert_eq!(
+        blocked.finish_reason,
+        pb::FinishReason::ContentFilter as i32
+    );
     let allowed = app
         .member(other)
         .complete(ask(other, models::FAKE, "the merger, a@b.co"))
@@ -109,12 +132,14 @@ async fn a_tenant_override_applies_to_that_tenant_only() {
         .into_inner();
     assert_eq!(allowed.finish_reason, pb::FinishReason::Stop as i32);
     assert!(app.fake.requests()[0].prompt_text().contains("[EMAIL]"));
-    app
-        .member(strict)
+    app.member(strict)
         .complete(ask(strict, models::FAKE, "mail a@b.co"))
         .await
         .expect("answered");
-    assert!(app.fake.requests()[1].prompt_text().contains("a@b.co"), "redaction off for it");
+    assert!(
+        app.fake.requests()[1].prompt_text().contains("a@b.co"),
+        "redaction off for it"
+    );
     app.stop().await;
 }
 
@@ -146,7 +171,11 @@ async fn output_checks_stop_a_stream_at_the_chunk_that_brings_a_blocked_term() {
     )
     .await
     .expect("a filtered stream");
-    assert_eq!(last.finish_reason, pb::FinishReason::ContentFilter as i32, "{text}");
+    assert_eq!(
+        last.finish_reason,
+        pb::FinishReason::ContentFilter as i32,
+        "{text}"
+    );
     assert!(text.contains("vault code is"), "{text}");
     assert!(!text.to_lowercase().contains("secret"), "{text}");
     let records = usage(&mut client, tenant).await;

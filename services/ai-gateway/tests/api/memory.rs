@@ -14,11 +14,20 @@ async fn english_arabic_chinese_and_korean_queries_find_their_memory() {
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
     let memories = [
-        ("refunds-en", "Refunds are issued within 30 days of the purchase."),
-        ("refunds-ar", "تُصدر المبالغ المستردة خلال ثلاثين يومًا من الشراء."),
+        (
+            "refunds-en",
+            "Refunds are issued within 30 days of the purchase.",
+        ),
+        (
+            "refunds-ar",
+            "تُصدر المبالغ المستردة خلال ثلاثين يومًا من الشراء.",
+        ),
         ("refunds-zh", "退款将在购买后三十天内发放。"),
         ("refunds-ko", "환불은 구매 후 30일 이내에 처리됩니다."),
-        ("shipping-en", "Shipping is free for orders above fifty euros."),
+        (
+            "shipping-en",
+            "Shipping is free for orders above fifty euros.",
+        ),
         ("shipping-zh", "订单满五十欧元免运费。"),
     ];
     for (id, content) in memories {
@@ -49,8 +58,24 @@ async fn put_replaces_a_memory_and_delete_removes_it() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
-    let first = remember(&mut client, tenant, "policy", "kb", "Returns take a week.", "").await;
-    let second = remember(&mut client, tenant, "policy", "kb", "Returns take two weeks.", "").await;
+    let first = remember(
+        &mut client,
+        tenant,
+        "policy",
+        "kb",
+        "Returns take a week.",
+        "",
+    )
+    .await;
+    let second = remember(
+        &mut client,
+        tenant,
+        "policy",
+        "kb",
+        "Returns take two weeks.",
+        "",
+    )
+    .await;
     assert_eq!(first.create_time, second.create_time);
     assert_eq!(second.content, "Returns take two weeks.");
     assert_eq!(search(&mut client, tenant, "returns").await.len(), 1);
@@ -94,7 +119,12 @@ async fn invalid_memories_name_every_field_at_fault() {
         ErrorCode::Validation,
     );
     let fields = keel_testkit::violated_fields(&status);
-    for field in ["memory_id", "memory.namespace", "memory.content", "memory.required_permission"] {
+    for field in [
+        "memory_id",
+        "memory.namespace",
+        "memory.content",
+        "memory.required_permission",
+    ] {
         assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
     }
     app.stop().await;
@@ -104,8 +134,20 @@ async fn invalid_memories_name_every_field_at_fault() {
 async fn another_tenants_memories_are_invisible_to_the_service_and_to_row_level_security() {
     let app = TestApp::spawn().await;
     let (acme, globex) = (TenantId::new(), TenantId::new());
-    remember(&mut app.member(acme), acme, "plan", "", "The launch plan is confidential.", "").await;
-    assert!(search(&mut app.member(globex), globex, "launch plan").await.is_empty());
+    remember(
+        &mut app.member(acme),
+        acme,
+        "plan",
+        "",
+        "The launch plan is confidential.",
+        "",
+    )
+    .await;
+    assert!(
+        search(&mut app.member(globex), globex, "launch plan")
+            .await
+            .is_empty()
+    );
     // A token of globex naming acme is refused outright.
     assert_status(
         app.member(globex)
@@ -119,7 +161,9 @@ async fn another_tenants_memories_are_invisible_to_the_service_and_to_row_level_
     );
     // The service's own role, scoped to globex, reads no row of acme's.
     let url = secrecy::ExposeSecret::expose_secret(&app.db_config.url).to_owned();
-    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect as the service");
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect as the service");
     let mut tx = conn.begin().await.expect("tx");
     sqlx::query("SELECT set_config('app.current_tenant', $1, true)")
         .bind(globex.to_string())
@@ -139,13 +183,37 @@ async fn a_memory_needing_a_permission_is_found_only_by_callers_holding_it() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut writer = app.member(tenant);
-    remember(&mut writer, tenant, "salaries", "hr", "Salary bands are reviewed in March.", "hr.salary.read").await;
-    remember(&mut writer, tenant, "holidays", "hr", "Holidays are planned in March.", "").await;
+    remember(
+        &mut writer,
+        tenant,
+        "salaries",
+        "hr",
+        "Salary bands are reviewed in March.",
+        "hr.salary.read",
+    )
+    .await;
+    remember(
+        &mut writer,
+        tenant,
+        "holidays",
+        "hr",
+        "Holidays are planned in March.",
+        "",
+    )
+    .await;
     let mut plain = app.member(tenant);
-    let found: Vec<String> = search(&mut plain, tenant, "march").await.into_iter().map(|m| m.0).collect();
+    let found: Vec<String> = search(&mut plain, tenant, "march")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
     assert_eq!(found, vec!["holidays"]);
     let mut hr = app.member_with(tenant, &["hr.salary.read"]);
-    let mut found: Vec<String> = search(&mut hr, tenant, "march").await.into_iter().map(|m| m.0).collect();
+    let mut found: Vec<String> = search(&mut hr, tenant, "march")
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
     found.sort();
     assert_eq!(found, vec!["holidays", "salaries"]);
     app.stop().await;
@@ -156,22 +224,50 @@ async fn a_memory_the_caller_may_not_read_never_reaches_the_prompt() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut writer = app.member(tenant);
-    remember(&mut writer, tenant, "bands", "hr", "Salary bands: engineers earn 90k in March.", "hr.salary.read").await;
-    remember(&mut writer, tenant, "review", "hr", "Salary reviews happen every March.", "").await;
+    remember(
+        &mut writer,
+        tenant,
+        "bands",
+        "hr",
+        "Salary bands: engineers earn 90k in March.",
+        "hr.salary.read",
+    )
+    .await;
+    remember(
+        &mut writer,
+        tenant,
+        "review",
+        "hr",
+        "Salary reviews happen every March.",
+        "",
+    )
+    .await;
     let request = pb::CompleteRequest {
         memory_namespace: "hr".into(),
         ..ask(tenant, models::FAKE, "When are salary reviews?")
     };
-    app.member(tenant).complete(request.clone()).await.expect("answer");
+    app.member(tenant)
+        .complete(request.clone())
+        .await
+        .expect("answer");
     let seen = app.fake.requests()[0].prompt_text();
-    assert!(seen.contains("Salary reviews happen every March."), "{seen}");
-    assert!(!seen.contains("90k"), "a restricted memory reached the provider: {seen}");
+    assert!(
+        seen.contains("Salary reviews happen every March."),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("90k"),
+        "a restricted memory reached the provider: {seen}"
+    );
     app.member_with(tenant, &["hr.salary.read"])
         .complete(request)
         .await
         .expect("answer");
     let seen = app.fake.requests()[1].prompt_text();
-    assert!(seen.contains("90k"), "the permitted caller's prompt has it: {seen}");
+    assert!(
+        seen.contains("90k"),
+        "the permitted caller's prompt has it: {seen}"
+    );
     app.stop().await;
 }
 
@@ -180,7 +276,15 @@ async fn the_local_provider_answers_from_retrieved_memories() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
-    remember(&mut client, tenant, "refunds", "support", "Refunds are issued within 30 days.", "").await;
+    remember(
+        &mut client,
+        tenant,
+        "refunds",
+        "support",
+        "Refunds are issued within 30 days.",
+        "",
+    )
+    .await;
     let completion = client
         .complete(pb::CompleteRequest {
             memory_namespace: "support".into(),
@@ -190,6 +294,9 @@ async fn the_local_provider_answers_from_retrieved_memories() {
         .expect("answer")
         .into_inner();
     let text = completion.message.expect("message").content;
-    assert!(text.contains("Refunds are issued within 30 days."), "{text}");
+    assert!(
+        text.contains("Refunds are issued within 30 days."),
+        "{text}"
+    );
     app.stop().await;
 }

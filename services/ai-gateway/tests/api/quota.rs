@@ -14,7 +14,8 @@ use prost::Message;
 use crate::support::{TestApp, ask, models, quota, with_quota};
 
 /// A prompt whose echo outruns `max_tokens`: every call is charged exactly its reservation.
-const PROMPT: &str = "go go go go go go go go go go go go go go go go go go go go go go go go go go go go go go";
+const PROMPT: &str =
+    "go go go go go go go go go go go go go go go go go go go go go go go go go go go go go go";
 const MAX_TOKENS: i32 = 20;
 
 fn reservation() -> i64 {
@@ -54,7 +55,10 @@ async fn a_hundred_concurrent_calls_against_a_quota_for_ten_never_overspend() {
             ),
         }
     }
-    assert!(succeeded <= 10, "{succeeded} calls succeeded on a quota for 10");
+    assert!(
+        succeeded <= 10,
+        "{succeeded} calls succeeded on a quota for 10"
+    );
     assert!(succeeded >= 1, "the quota covers some calls");
     let quota = quota(&mut app.member(tenant), tenant).await;
     assert!(quota.used_tokens <= quota.limit_tokens, "{quota:?}");

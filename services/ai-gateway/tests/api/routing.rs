@@ -12,7 +12,12 @@ async fn a_deployment_failing_before_its_first_byte_falls_back_to_the_next() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
-    for fault in [Fault::ServerError, Fault::RateLimited, Fault::Malformed, Fault::Stall] {
+    for fault in [
+        Fault::ServerError,
+        Fault::RateLimited,
+        Fault::Malformed,
+        Fault::Stall,
+    ] {
         app.backup.set_fault(Some(fault));
         let (text, last) = collect(&mut client, ask(tenant, models::WITH_FALLBACK, "fall back"))
             .await
@@ -21,15 +26,20 @@ async fn a_deployment_failing_before_its_first_byte_falls_back_to_the_next() {
         assert_eq!(last.finish_reason, pb::FinishReason::Stop as i32);
         // The breaker must not hide the first deployment from the next fault: reset it.
         app.backup.set_fault(None);
-        collect(&mut client, ask(tenant, models::WITH_FALLBACK, "healthy again"))
-            .await
-            .expect("the first deployment serves again");
+        collect(
+            &mut client,
+            ask(tenant, models::WITH_FALLBACK, "healthy again"),
+        )
+        .await
+        .expect("the first deployment serves again");
     }
     let records = usage(&mut client, tenant).await;
     let served_by: Vec<&str> = records.iter().rev().map(|r| r.provider.as_str()).collect();
     assert_eq!(
         served_by,
-        vec!["fake", "backup", "fake", "backup", "fake", "backup", "fake", "backup"]
+        vec![
+            "fake", "backup", "fake", "backup", "fake", "backup", "fake", "backup"
+        ]
     );
     app.stop().await;
 }
@@ -40,12 +50,22 @@ async fn a_failure_after_the_first_byte_is_an_error_and_never_a_fallback() {
     let tenant = TenantId::new();
     let mut client = app.member(tenant);
     app.backup.set_fault(Some(Fault::ErrorAfterFirst));
-    let (text, status) = collect(&mut client, ask(tenant, models::WITH_FALLBACK, "no fallback"))
-        .await
-        .expect_err("an error after text");
+    let (text, status) = collect(
+        &mut client,
+        ask(tenant, models::WITH_FALLBACK, "no fallback"),
+    )
+    .await
+    .expect_err("an error after text");
     assert_eq!(status.code(), tonic::Code::Unavailable);
-    assert_eq!(text, "Fake", "the text before the failure, and nothing appended");
-    assert_eq!(app.fake.request_count(), 0, "the second deployment was not called");
+    assert_eq!(
+        text, "Fake",
+        "the text before the failure, and nothing appended"
+    );
+    assert_eq!(
+        app.fake.request_count(),
+        0,
+        "the second deployment was not called"
+    );
     app.stop().await;
 }
 

@@ -92,22 +92,34 @@ fn provider(kind: ProviderKind, base_url: String) -> ProviderSettings {
 pub fn settings(fake: &FakeLlm, backup: &FakeLlm) -> Settings {
     let defaults = Settings::default();
     let mut providers = defaults.providers.clone();
-    providers.insert("fake".into(), provider(ProviderKind::Openai, fake.base_url()));
-    providers.insert("backup".into(), provider(ProviderKind::Openai, backup.base_url()));
+    providers.insert(
+        "fake".into(),
+        provider(ProviderKind::Openai, fake.base_url()),
+    );
+    providers.insert(
+        "backup".into(),
+        provider(ProviderKind::Openai, backup.base_url()),
+    );
     providers.insert(
         "fake-anthropic".into(),
         provider(ProviderKind::Anthropic, fake.base_url()),
     );
     let mut models_map = defaults.models.clone();
     let model = |deployments: Vec<DeploymentSettings>| ModelSettings { deployments };
-    models_map.insert(models::FAKE.into(), model(vec![deployment("fake", "fake-1")]));
+    models_map.insert(
+        models::FAKE.into(),
+        model(vec![deployment("fake", "fake-1")]),
+    );
     models_map.insert(
         models::FAKE_ANTHROPIC.into(),
         model(vec![deployment("fake-anthropic", "claude-fake")]),
     );
     models_map.insert(
         models::WITH_FALLBACK.into(),
-        model(vec![deployment("backup", "backup-1"), deployment("fake", "fake-1")]),
+        model(vec![
+            deployment("backup", "backup-1"),
+            deployment("fake", "fake-1"),
+        ]),
     );
     Settings {
         providers,
@@ -194,12 +206,14 @@ impl TestApp {
             .expect("member")
             .into_iter()
             .chain(extra.iter().copied());
-        self.client(&self.issuer.token(
-            TokenSpec::user(UserId::new())
-                .tenant(tenant)
-                .role(roles::MEMBER)
-                .perms(perms),
-        ))
+        self.client(
+            &self.issuer.token(
+                TokenSpec::user(UserId::new())
+                    .tenant(tenant)
+                    .role(roles::MEMBER)
+                    .perms(perms),
+            ),
+        )
     }
 
     pub async fn events(&self) -> EventLog {

@@ -56,7 +56,7 @@ async fn the_usage_log_is_newest_first_paged_and_names_api_keys() {
     assert!(all.iter().all(|r| r.principal_id == "apikey:key-123"));
     let times: Vec<_> = all
         .iter()
-        .map(|r| r.create_time.clone().expect("time"))
+        .map(|r| r.create_time.expect("time"))
         .map(|t| (t.seconds, t.nanos))
         .collect();
     let mut sorted = times.clone();
