@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::{Value, json};
 
@@ -138,6 +139,11 @@ impl FakeLlm {
             .await
             .expect("bind the fake LLM");
         let addr = listener.local_addr().expect("fake LLM address");
+        // Every frame is its own small write: without TCP_NODELAY, Nagle's algorithm would hold
+        // each one until the client's delayed ACK (40 ms) on a reused connection.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

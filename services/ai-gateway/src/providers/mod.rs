@@ -125,6 +125,8 @@ fn request_error(err: reqwest::Error) -> ProviderError {
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        // Small writes (a request's body after its headers) must not wait for a delayed ACK.
+        .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .map_err(|err| ProviderError::Connect(err.to_string()))
