@@ -22,7 +22,7 @@ use keel_proto::ai::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::{CallLabels, RuleLabels, Shared, convert};
+use super::{CallLabels, ModelLabels, RuleLabels, Shared, convert};
 use crate::domain::{
     CallStatus, ChatMessage, ChatRole, CompletionId, CompletionInput, CountedBy, FinishReason,
     Guardrails, Quota, Rule, TokenCounts, UsageRecord, permissions, tokens,
@@ -187,6 +187,7 @@ pub async fn prepare(
             )
             .await?;
         tx.commit().await?;
+        call.count_call(&provider, CallStatus::Blocked);
         return Ok(Prepared::Answered(completion));
     }
 
@@ -485,10 +486,9 @@ impl Call {
         if counts.total() > 0 {
             ctx.metrics
                 .tokens
-                .get_or_create(&CallLabels {
+                .get_or_create(&ModelLabels {
                     model: record.model.clone(),
                     provider: record.provider.clone(),
-                    status: String::new(),
                 })
                 .inc_by(u64::try_from(counts.total()).unwrap_or(0));
         }

@@ -54,6 +54,12 @@ pub struct CallLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+    pub provider: String,
+}
+
 /// The gateway's own series, on the kernel's registry.
 #[derive(Clone, Debug)]
 pub struct AiMetrics {
@@ -62,7 +68,7 @@ pub struct AiMetrics {
     /// Calls by model, provider and outcome.
     pub calls: Family<CallLabels, Counter>,
     /// Tokens charged by model and provider.
-    pub tokens: Family<CallLabels, Counter>,
+    pub tokens: Family<ModelLabels, Counter>,
 }
 
 impl AiMetrics {

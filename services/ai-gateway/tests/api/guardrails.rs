@@ -183,3 +183,42 @@ async fn output_checks_stop_a_stream_at_the_chunk_that_brings_a_blocked_term() {
     assert_eq!(records[0].usage.clone().expect("usage").cost_micros, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn guardrail_hits_are_counted_by_rule_in_the_metrics() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.guardrails.defaults.blocked_terms = vec!["forbidden".into()];
+    })
+    .await;
+    let tenant = TenantId::new();
+    let mut client = app.member(tenant);
+    client
+        .complete(ask(tenant, models::LOCAL, "mail a@b.co and c@d.co"))
+        .await
+        .expect("answered");
+    client
+        .complete(ask(tenant, models::LOCAL, "a forbidden word"))
+        .await
+        .expect("filtered");
+    let metrics = reqwest::get(format!("http://{}/metrics", app.admin_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"keel_ai_guardrail_hits_total{service="ai-gateway",rule="email"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"keel_ai_guardrail_hits_total{service="ai-gateway",rule="blocked_term"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"keel_ai_calls_total{service="ai-gateway",model="local-default",provider="local",status="blocked"} 1"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}

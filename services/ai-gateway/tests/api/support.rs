@@ -64,6 +64,8 @@ pub struct TestApp {
     /// The first deployment of `with-fallback`.
     pub backup: FakeLlm,
     pub channel: Channel,
+    /// The admin port (`/metrics`).
+    pub admin_addr: std::net::SocketAddr,
     running: Option<Running>,
 }
 
@@ -163,6 +165,7 @@ impl TestApp {
             .await
             .expect("connect to the ai-gateway");
         TestApp {
+            admin_addr: running.admin_addr,
             issuer,
             nats,
             db_config,
