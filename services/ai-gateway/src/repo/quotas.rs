@@ -196,3 +196,31 @@ pub async fn apply_entitlements(
     .rows_affected();
     Ok(applied > 0)
 }
+
+/// Release `completion`'s reservation if it is still held (a crashed or hung call); whether it
+/// was.
+pub async fn release(
+    tx: &mut TenantTx,
+    completion: CompletionId,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let released: Option<(i64,)> = sqlx::query_as(
+        "DELETE FROM reservations WHERE tenant_id = $1 AND completion_id = $2 RETURNING tokens",
+    )
+    .bind(tx.tenant())
+    .bind(completion)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((tokens,)) = released else {
+        return Ok(false);
+    };
+    sqlx::query(
+        "UPDATE quotas SET reserved_tokens = reserved_tokens - $2, updated_at = $3 WHERE tenant_id = $1",
+    )
+    .bind(tx.tenant())
+    .bind(tokens)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
