@@ -300,3 +300,25 @@ async fn the_local_provider_answers_from_retrieved_memories() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_tenant_table_follows_the_row_level_security_convention() {
+    let app = TestApp::spawn().await;
+    let admin = app.db.admin_pool().await;
+    let violations = keel_kernel::db::check_tenant_tables(&admin, "ai_gateway")
+        .await
+        .expect("check");
+    assert!(violations.is_empty(), "{violations:?}");
+    let (checked,): (i64,) = sqlx::query_as(
+        "SELECT count(DISTINCT c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' \
+          WHERE n.nspname = 'ai_gateway' AND c.relkind = 'r' \
+            AND c.relname IN ('quotas', 'reservations', 'usage_records', 'memories')",
+    )
+    .fetch_one(&admin)
+    .await
+    .expect("count");
+    assert_eq!(checked, 4);
+    admin.close().await;
+    app.stop().await;
+}

@@ -58,6 +58,7 @@ pub mod models {
 pub struct TestApp {
     pub issuer: TestIssuer,
     pub nats: TestNats,
+    pub db: TestDatabase,
     pub db_config: DatabaseConfig,
     /// Serves `fake` and `fake-anthropic`, and is the second deployment of `with-fallback`.
     pub fake: FakeLlm,
@@ -168,6 +169,7 @@ impl TestApp {
             admin_addr: running.admin_addr,
             issuer,
             nats,
+            db,
             db_config,
             fake,
             backup,
