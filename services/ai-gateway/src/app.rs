@@ -12,9 +12,10 @@ use sqlx::migrate::Migrator;
 
 use crate::events::entitlements::{self, Entitlements};
 use crate::grpc::{Ai, AiMetrics, Context};
-use crate::kernel_v2::clock::{self, SharedClock};
+use crate::jobs::{self, ReleaseReservation};
 use crate::providers::Router;
 use crate::settings::Settings;
+use keel_kernel::clock::{self, SharedClock};
 
 /// The ai-gateway's migrations; the kernel runs its own first.
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
@@ -37,6 +38,13 @@ pub async fn build_with_clock(
         .await
         .map_err(|err| Error::internal(anyhow::anyhow!("tokenizer: {err}")))?;
     let mut platform = Platform::start(config, &MIGRATIONS).await?;
+    platform.set_clock(clock.clone());
+    platform.job(
+        jobs::RELEASE_RESERVATION,
+        Arc::new(ReleaseReservation {
+            clock: clock.clone(),
+        }),
+    );
     let metrics = AiMetrics::register(&platform.metrics.registry());
     let context = Arc::new(Context {
         db: platform.db.clone(),
@@ -49,9 +57,7 @@ pub async fn build_with_clock(
     platform.consume(
         entitlements::CONSUMER,
         entitlements::SUBJECTS,
-        Arc::new(Entitlements {
-            now: Arc::new(move || clock.now()),
-        }),
+        Arc::new(Entitlements { clock }),
     );
     let server = platform
         .grpc_server(platform.jwt_verifier()?, PublicPaths::standard())

@@ -12,7 +12,7 @@ pub mod app;
 pub mod domain;
 pub mod events;
 pub mod grpc;
-pub mod kernel_v2;
+pub mod jobs;
 pub mod providers;
 pub mod repo;
 pub mod settings;

@@ -2,7 +2,6 @@
 //! A plan without `ai.tokens.monthly` grants no tokens (billing's rule: a missing feature is not
 //! granted); -1 is unlimited. Stale versions are ignored (the quota row keeps the newest).
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use keel_kernel::consumer::{Event, EventHandler, EventTx};
 use keel_kernel::grpc::from_timestamp;
@@ -19,8 +18,7 @@ pub const ENTITLEMENTS_CHANGED: &str = "billing.entitlements.changed";
 pub const TOKENS_LIMIT: &str = "ai.tokens.monthly";
 
 pub struct Entitlements {
-    /// The service clock (when the quota row was touched).
-    pub now: std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    pub clock: keel_kernel::clock::SharedClock,
 }
 
 impl Entitlements {
@@ -53,7 +51,7 @@ impl Entitlements {
             .as_ref()
             .map(|t| from_timestamp("period_end_time", t))
             .transpose()?;
-        let now = (self.now)();
+        let now = self.clock.now();
         let period = match (start, end) {
             (Some(start), Some(end)) if end > start => Period { start, end },
             _ => Period::month_of(now),

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use keel_kernel::auth::PrincipalKind;
 use keel_kernel::db::{self, TenantTx};
 use keel_kernel::grpc::timestamp;
+use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
 use keel_kernel::{Caller, Error, ErrorCode};
 use keel_proto::ai::v1 as pb;
 use tokio::sync::mpsc;
@@ -27,7 +28,6 @@ use crate::domain::{
     CallStatus, ChatMessage, ChatRole, CompletionId, CompletionInput, CountedBy, FinishReason,
     Guardrails, Quota, Rule, TokenCounts, UsageRecord, permissions, tokens,
 };
-use crate::kernel_v2::idempotency::{Claim, IdempotencyKey, Scope};
 use crate::providers::{ProviderError, ProviderEvent, ProviderRequest};
 use crate::{events, repo};
 
@@ -76,19 +76,14 @@ fn principal(caller: &Caller) -> String {
     }
 }
 
-fn quota_exhausted(quota: &Quota, needed: i64, now: DateTime<Utc>) -> Error {
+fn quota_exhausted(quota: &Quota, needed: i64) -> Error {
     let message = format!(
         "the tenant's token quota cannot cover this call: it needs {needed} tokens (prompt + \
          max_tokens) and {} remain until {}",
         quota.remaining(),
         quota.period.end.to_rfc3339()
     );
-    // TODO(kernel): Error::quota_exhausted once the kernel has it (RESOURCE_EXHAUSTED / 429).
-    let error = Error::new(ErrorCode::RateLimit, message);
-    match (quota.period.end - now).to_std() {
-        Ok(wait) => error.with_retry_after(wait),
-        Err(_) => error,
-    }
+    Error::quota_exhausted(message)
 }
 
 pub async fn prepare(
@@ -209,9 +204,18 @@ pub async fn prepare(
             let quota = repo::quotas::current(&mut tx, now, ctx.settings.default_period_tokens)
                 .await
                 .unwrap_or(quota);
-            return Err(quota_exhausted(&quota, needed, now));
+            return Err(quota_exhausted(&quota, needed));
         }
     }
+    // The sweeper releases the reservation if this call never settles (a crash).
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(ctx.settings.reservation_ttl_secs).unwrap_or(i64::MAX / 2),
+    );
+    keel_kernel::jobs::schedule(
+        &mut tx,
+        crate::jobs::release_reservation(tenant, call.id, now + ttl),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Prepared::Ready(Box::new(call)))
 }

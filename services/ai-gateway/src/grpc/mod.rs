@@ -18,9 +18,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sqlx::PgPool;
 
-use crate::kernel_v2::clock::SharedClock;
 use crate::providers::Router;
 use crate::settings::Settings;
+use keel_kernel::clock::SharedClock;
 
 pub use ai::Ai;
 

@@ -4,6 +4,7 @@
 mod completions;
 mod faults;
 mod guardrails;
+mod lifecycle;
 mod memory;
 mod quota;
 mod routing;

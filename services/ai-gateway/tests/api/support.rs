@@ -10,6 +10,7 @@ use keel_ai_gateway::settings::{
 };
 use keel_kernel::app::Running;
 use keel_kernel::auth::roles;
+use keel_kernel::clock::TestClock;
 use keel_kernel::config::DatabaseConfig;
 use keel_kernel::{TenantId, UserId};
 use keel_proto::ai::v1 as pb;
@@ -65,6 +66,8 @@ pub struct TestApp {
     /// The first deployment of `with-fallback`.
     pub backup: FakeLlm,
     pub channel: Channel,
+    /// The service's clock: tests move it instead of sleeping.
+    pub clock: TestClock,
     /// The admin port (`/metrics`).
     pub admin_addr: std::net::SocketAddr,
     running: Option<Running>,
@@ -157,7 +160,8 @@ impl TestApp {
             app_settings,
         );
         config.auth = issuer.auth_config();
-        let running = keel_ai_gateway::build(config)
+        let clock = TestClock::new(chrono::Utc::now());
+        let running = keel_ai_gateway::build_with_clock(config, clock.shared())
             .await
             .expect("ai-gateway starts");
         let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
@@ -166,6 +170,7 @@ impl TestApp {
             .await
             .expect("connect to the ai-gateway");
         TestApp {
+            clock,
             admin_addr: running.admin_addr,
             issuer,
             nats,
@@ -182,6 +187,17 @@ impl TestApp {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean shutdown");
         }
+    }
+
+    /// Run the jobs due at the test clock's time now; how many ran.
+    pub async fn run_due_jobs(&self) -> usize {
+        self.running
+            .as_ref()
+            .expect("running")
+            .jobs
+            .run_due()
+            .await
+            .expect("jobs run")
     }
 
     pub fn client(&self, token: &str) -> Client {
