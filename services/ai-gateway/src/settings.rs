@@ -190,6 +190,14 @@ impl GuardrailSettings {
     }
 }
 
+impl Settings {
+    /// How long a reservation may stay unsettled before the sweeper releases it.
+    pub fn reservation_ttl(&self) -> chrono::Duration {
+        // Validated to at most a week, so it fits.
+        chrono::Duration::seconds(i64::try_from(self.reservation_ttl_secs).unwrap_or(i64::MAX / 2))
+    }
+}
+
 /// The model `local-default` on the built-in `local` provider: what `make run` answers with.
 pub const LOCAL_MODEL: &str = "local-default";
 pub const LOCAL_PROVIDER: &str = "local";

@@ -151,9 +151,7 @@ impl Ai {
         caller.tenant_with(tenant, permissions::USAGE_READ)?;
         let ctx = &self.0;
         let now = ctx.now();
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(ctx.settings.reservation_ttl_secs).unwrap_or(i64::MAX / 2),
-        );
+        let ttl = ctx.settings.reservation_ttl();
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         repo::quotas::release_expired(&mut tx, now - ttl).await?;
         let quota = repo::quotas::current(&mut tx, now, ctx.settings.default_period_tokens).await?;

@@ -170,17 +170,7 @@ pub async fn prepare(
     if let Some(rule) = blocked {
         tracing::info!(rule = rule.as_str(), "completion blocked by a guardrail");
         let provider = call.primary_provider();
-        let completion = call
-            .record(
-                &mut tx,
-                CallStatus::Blocked,
-                &provider,
-                TokenCounts::default(),
-                CountedBy::Tokenizer,
-                FinishReason::ContentFilter,
-                String::new(),
-            )
-            .await?;
+        let completion = call.record_blocked(&mut tx, &provider).await?;
         tx.commit().await?;
         call.count_call(&provider, CallStatus::Blocked);
         return Ok(Prepared::Answered(completion));
@@ -192,9 +182,7 @@ pub async fn prepare(
         .is_none()
     {
         // Slow path: create or roll the period, drop reservations of crashed calls, try again.
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(ctx.settings.reservation_ttl_secs).unwrap_or(i64::MAX / 2),
-        );
+        let ttl = ctx.settings.reservation_ttl();
         let quota = repo::quotas::current(&mut tx, now, ctx.settings.default_period_tokens).await?;
         repo::quotas::release_expired(&mut tx, now - ttl).await?;
         if repo::quotas::try_reserve(&mut tx, call.id, needed, now)
@@ -208,9 +196,7 @@ pub async fn prepare(
         }
     }
     // The sweeper releases the reservation if this call never settles (a crash).
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(ctx.settings.reservation_ttl_secs).unwrap_or(i64::MAX / 2),
-    );
+    let ttl = ctx.settings.reservation_ttl();
     keel_kernel::jobs::schedule(
         &mut tx,
         crate::jobs::release_reservation(tenant, call.id, now + ttl),
@@ -341,32 +327,14 @@ impl Call {
             }
             Outcome::Blocked(rule) => {
                 tracing::info!(rule = rule.as_str(), "output blocked by a guardrail");
-                let completion = self
-                    .record(
-                        &mut tx,
-                        CallStatus::Blocked,
-                        &provider,
-                        TokenCounts::default(),
-                        CountedBy::Tokenizer,
-                        FinishReason::ContentFilter,
-                        String::new(),
-                    )
-                    .await?;
+                let completion = self.record_blocked(&mut tx, &provider).await?;
                 (Ok(completion), CallStatus::Blocked)
             }
             Outcome::Failed(err) => {
                 deployment.breaker.failed(ctx.now());
                 tracing::warn!(deployment = %deployment.name, error = %err, produced, "provider failed mid-stream");
-                self.record(
-                    &mut tx,
-                    CallStatus::Failed,
-                    &provider,
-                    counts(produced),
-                    CountedBy::Tokenizer,
-                    FinishReason::Stop,
-                    String::new(),
-                )
-                .await?;
+                self.record_failed(&mut tx, &provider, counts(produced))
+                    .await?;
                 let error = Error::unavailable(format!(
                     "the provider failed after {produced} generated tokens ({err}); the answer is incomplete"
                 ));
@@ -374,16 +342,8 @@ impl Call {
             }
             Outcome::Cancelled => {
                 tracing::info!(produced, "client went away; provider call cancelled");
-                self.record(
-                    &mut tx,
-                    CallStatus::Failed,
-                    &provider,
-                    counts(produced),
-                    CountedBy::Tokenizer,
-                    FinishReason::Stop,
-                    String::new(),
-                )
-                .await?;
+                self.record_failed(&mut tx, &provider, counts(produced))
+                    .await?;
                 (
                     Err(Error::new(
                         ErrorCode::Unavailable,
@@ -419,16 +379,8 @@ impl Call {
     async fn fail_before_output(self, err: ProviderError) -> Result<pb::Completion, Error> {
         let provider = self.primary_provider();
         let mut tx = db::tenant_tx(&self.ctx.db, self.input.tenant).await?;
-        self.record(
-            &mut tx,
-            CallStatus::Failed,
-            &provider,
-            TokenCounts::default(),
-            CountedBy::Tokenizer,
-            FinishReason::Stop,
-            String::new(),
-        )
-        .await?;
+        self.record_failed(&mut tx, &provider, TokenCounts::default())
+            .await?;
         tx.commit().await?;
         self.count_call(&provider, CallStatus::Failed);
         let error = match &err {
@@ -449,6 +401,49 @@ impl Call {
             )),
         };
         Err(error)
+    }
+
+    /// A guardrail refused the call: nothing charged, CONTENT_FILTER.
+    async fn record_blocked(
+        &self,
+        tx: &mut TenantTx,
+        provider: &str,
+    ) -> Result<pb::Completion, Error> {
+        let nothing = TokenCounts::default();
+        let (status, counted_by) = (CallStatus::Blocked, CountedBy::Tokenizer);
+        let finish = FinishReason::ContentFilter;
+        self.record(
+            tx,
+            status,
+            provider,
+            nothing,
+            counted_by,
+            finish,
+            String::new(),
+        )
+        .await
+    }
+
+    /// The provider failed: `counts` is what was produced (nothing before the first byte), counted
+    /// with the tokenizer.
+    async fn record_failed(
+        &self,
+        tx: &mut TenantTx,
+        provider: &str,
+        counts: TokenCounts,
+    ) -> Result<(), Error> {
+        let (status, counted_by) = (CallStatus::Failed, CountedBy::Tokenizer);
+        self.record(
+            tx,
+            status,
+            provider,
+            counts,
+            counted_by,
+            FinishReason::Stop,
+            String::new(),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Charge, log and publish the call in `tx`, and complete (or, for a failure, release) its

@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::stream::StreamExt;
 use serde_json::{Value, json};
 
-use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, sse};
+use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest};
 use crate::domain::{ChatRole, FinishReason};
 
 const API_VERSION: &str = "2023-06-01";
@@ -148,28 +147,10 @@ impl Provider for Anthropic {
             call = call.header("x-api-key", key);
         }
         Box::pin(async move {
-            let response = call.send().await.map_err(super::request_error)?;
-            let status = response.status();
-            if !status.is_success() {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let text = response.text().await.unwrap_or_default();
-                return Err(super::status_error(status, retry_after.as_deref(), text));
-            }
-            let events = sse::frames(response.bytes_stream().boxed()).flat_map(|frame| {
-                let events: Vec<Result<ProviderEvent, ProviderError>> = match frame {
-                    Ok(frame) => match events_of(&frame.event, &frame.data) {
-                        Ok(events) => events.into_iter().map(Ok).collect(),
-                        Err(err) => vec![Err(err)],
-                    },
-                    Err(err) => vec![Err(err)],
-                };
-                futures::stream::iter(events)
-            });
-            Ok(events.boxed())
+            let frames = super::send_streamed(call).await?;
+            Ok(super::frames_to_events(frames, |frame| {
+                events_of(&frame.event, &frame.data)
+            }))
         })
     }
 }

@@ -15,6 +15,7 @@ mod sse;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
@@ -109,6 +110,42 @@ fn status_error(
         status: status.as_u16(),
         message: body.chars().take(200).collect(),
     }
+}
+
+/// Send a streamed call and check its status: a non-2xx answer becomes its `ProviderError`, a
+/// 2xx answer's body comes back as SSE frames.
+async fn send_streamed(
+    call: reqwest::RequestBuilder,
+) -> Result<BoxStream<'static, Result<sse::Frame, ProviderError>>, ProviderError> {
+    let response = call.send().await.map_err(request_error)?;
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        return Err(status_error(status, retry_after.as_deref(), text));
+    }
+    Ok(sse::frames(response.bytes_stream().boxed()))
+}
+
+/// Frames to events, by an adapter's own reading of one frame.
+fn frames_to_events(
+    frames: impl futures::Stream<Item = Result<sse::Frame, ProviderError>> + Send + 'static,
+    read: fn(&sse::Frame) -> Result<Vec<ProviderEvent>, ProviderError>,
+) -> EventStream {
+    frames
+        .flat_map(move |frame| {
+            let events: Vec<Result<ProviderEvent, ProviderError>> =
+                match frame.and_then(|frame| read(&frame)) {
+                    Ok(events) => events.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(err)],
+                };
+            futures::stream::iter(events)
+        })
+        .boxed()
 }
 
 fn request_error(err: reqwest::Error) -> ProviderError {

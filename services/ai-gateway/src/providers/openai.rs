@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::stream::StreamExt;
 use serde_json::{Value, json};
 
-use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, sse};
+use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest};
 use crate::domain::FinishReason;
 
 pub struct OpenAi {
@@ -100,34 +100,13 @@ impl Provider for OpenAi {
             call = call.bearer_auth(key);
         }
         Box::pin(async move {
-            let response = call.send().await.map_err(super::request_error)?;
-            let status = response.status();
-            if !status.is_success() {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let text = response.text().await.unwrap_or_default();
-                return Err(super::status_error(status, retry_after.as_deref(), text));
-            }
-            let frames = sse::frames(response.bytes_stream().boxed());
-            let events = frames
-                .take_while(|frame| {
-                    let done = matches!(frame, Ok(f) if f.data.trim() == "[DONE]");
-                    futures::future::ready(!done)
-                })
-                .flat_map(|frame| {
-                    let events: Vec<Result<ProviderEvent, ProviderError>> = match frame {
-                        Ok(frame) => match events_of(&frame.data) {
-                            Ok(events) => events.into_iter().map(Ok).collect(),
-                            Err(err) => vec![Err(err)],
-                        },
-                        Err(err) => vec![Err(err)],
-                    };
-                    futures::stream::iter(events)
-                });
-            Ok(events.boxed())
+            let frames = super::send_streamed(call).await?.take_while(|frame| {
+                let done = matches!(frame, Ok(f) if f.data.trim() == "[DONE]");
+                futures::future::ready(!done)
+            });
+            Ok(super::frames_to_events(frames, |frame| {
+                events_of(&frame.data)
+            }))
         })
     }
 }
