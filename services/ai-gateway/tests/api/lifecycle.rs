@@ -212,3 +212,23 @@ async fn usage_starts_again_from_zero_when_the_period_rolls_over() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_idempotency_key_header_makes_a_retry_free_like_request_id() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let mut client = app.member(tenant);
+    let keyed = || {
+        let mut request = tonic::Request::new(ask(tenant, models::FAKE, "header keyed"));
+        request.metadata_mut().insert(
+            keel_kernel::idempotency::IDEMPOTENCY_KEY_HEADER,
+            "header-key-1".parse().expect("ascii"),
+        );
+        request
+    };
+    let first = client.complete(keyed()).await.expect("first").into_inner();
+    let again = client.complete(keyed()).await.expect("retry").into_inner();
+    assert_eq!(first.id, again.id);
+    assert_eq!(app.fake.request_count(), 1);
+    app.stop().await;
+}
