@@ -12,7 +12,7 @@ use sqlx::migrate::Migrator;
 
 use crate::events::entitlements::{self, Entitlements};
 use crate::grpc::{Ai, AiMetrics, Context};
-use crate::jobs::{self, ReleaseReservation};
+use crate::jobs::{self, SweepReservations};
 use crate::providers::Router;
 use crate::settings::Settings;
 use keel_kernel::clock::{self, SharedClock};
@@ -40,9 +40,10 @@ pub async fn build_with_clock(
     let mut platform = Platform::start(config, &MIGRATIONS).await?;
     platform.set_clock(clock.clone());
     platform.job(
-        jobs::RELEASE_RESERVATION,
-        Arc::new(ReleaseReservation {
+        jobs::SWEEP_RESERVATIONS,
+        Arc::new(SweepReservations {
             clock: clock.clone(),
+            ttl: settings.reservation_ttl(),
         }),
     );
     let metrics = AiMetrics::register(&platform.metrics.registry());

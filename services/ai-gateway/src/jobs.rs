@@ -1,46 +1,45 @@
-//! The ai-gateway's durable jobs (the kernel's `jobs`): the sweeper that releases the reservation
-//! of a call that never settled (its process crashed, or it hung past the TTL). Scheduled with
-//! the reservation, in its transaction, to run `reservation_ttl_secs` later; a call that settled
-//! in time left nothing to release, and the job does nothing.
+//! The ai-gateway's durable jobs (the kernel's `jobs`): the sweeper that releases reservations of
+//! calls that never settled (their process crashed, or they hung past the TTL).
+//!
+//! One job per tenant and TTL-long time bucket, not one per call: a reservation schedules the
+//! sweep of its bucket in its own transaction (a no-op when that sweep is already scheduled), and
+//! the sweep runs once every reservation of the bucket is older than the TTL, releasing all of
+//! the tenant's reservations older than that.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
-use keel_kernel::Error;
-use keel_kernel::TenantId;
 use keel_kernel::clock::SharedClock;
 use keel_kernel::jobs::{Job, JobHandler, JobTx, NewJob};
+use keel_kernel::{Error, TenantId};
 
-use crate::domain::CompletionId;
 use crate::repo;
 
-pub const RELEASE_RESERVATION: &str = "ai.reservation.release";
+pub const SWEEP_RESERVATIONS: &str = "ai.reservations.sweep";
 
-/// The sweeper job of one reservation.
-pub fn release_reservation(
-    tenant: TenantId,
-    completion: CompletionId,
-    at: DateTime<Utc>,
-) -> NewJob {
-    NewJob::new(RELEASE_RESERVATION, completion.to_string(), at).tenant(tenant)
+/// The sweep covering a reservation made at `now`.
+pub fn sweep_reservations(tenant: TenantId, now: DateTime<Utc>, ttl: Duration) -> NewJob {
+    let width = ttl.num_seconds().max(1);
+    let bucket = now.timestamp().div_euclid(width);
+    // The bucket's last reservation is older than the TTL at the start of the bucket after next.
+    let run_at = DateTime::from_timestamp((bucket + 2) * width, 0).unwrap_or(now + ttl + ttl);
+    NewJob::new(SWEEP_RESERVATIONS, format!("{tenant}:{bucket}"), run_at).tenant(tenant)
 }
 
-pub struct ReleaseReservation {
+pub struct SweepReservations {
     pub clock: SharedClock,
+    pub ttl: Duration,
 }
 
-impl ReleaseReservation {
-    async fn release(&self, tx: &mut JobTx, job: &Job) -> Result<(), Error> {
-        let completion = CompletionId::parse_field("key", &job.key)?;
+impl SweepReservations {
+    async fn sweep(&self, tx: &mut JobTx) -> Result<(), Error> {
         let tx = tx.tenant()?;
-        if repo::quotas::release(tx, completion, self.clock.now()).await? {
-            tracing::warn!(%completion, "released the reservation of a call that never settled");
-        }
+        repo::quotas::release_expired(tx, self.clock.now() - self.ttl).await?;
         Ok(())
     }
 }
 
-impl JobHandler for ReleaseReservation {
-    fn run<'a>(&'a self, tx: &'a mut JobTx, job: &'a Job) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.release(tx, job))
+impl JobHandler for SweepReservations {
+    fn run<'a>(&'a self, tx: &'a mut JobTx, _job: &'a Job) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.sweep(tx))
     }
 }

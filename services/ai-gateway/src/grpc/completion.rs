@@ -196,12 +196,8 @@ pub async fn prepare(
         }
     }
     // The sweeper releases the reservation if this call never settles (a crash).
-    let ttl = ctx.settings.reservation_ttl();
-    keel_kernel::jobs::schedule(
-        &mut tx,
-        crate::jobs::release_reservation(tenant, call.id, now + ttl),
-    )
-    .await?;
+    let sweep = crate::jobs::sweep_reservations(tenant, now, ctx.settings.reservation_ttl());
+    keel_kernel::jobs::schedule(&mut tx, sweep).await?;
     tx.commit().await?;
     Ok(Prepared::Ready(Box::new(call)))
 }
@@ -298,7 +294,9 @@ impl Call {
         drop(started);
         let prices = deployment.prices;
         let prompt = reported_prompt.unwrap_or(self.prompt_tokens);
-        let produced = tokens::count(&text);
+        // Counted only when the provider's own report does not settle it (the tokenizer is the
+        // costliest step of the gateway's own work).
+        let produced = || tokens::count(&text);
         let counts = |completion: i64| TokenCounts {
             prompt_tokens: prompt,
             completion_tokens: completion,
@@ -310,7 +308,7 @@ impl Call {
             Outcome::Finished(reason) => {
                 let (completion, counted_by) = match reported_completion {
                     Some(n) => (n, CountedBy::Provider),
-                    None => (produced, CountedBy::Tokenizer),
+                    None => (produced(), CountedBy::Tokenizer),
                 };
                 let completion = self
                     .record(
@@ -331,6 +329,7 @@ impl Call {
                 (Ok(completion), CallStatus::Blocked)
             }
             Outcome::Failed(err) => {
+                let produced = produced();
                 deployment.breaker.failed(ctx.now());
                 tracing::warn!(deployment = %deployment.name, error = %err, produced, "provider failed mid-stream");
                 self.record_failed(&mut tx, &provider, counts(produced))
@@ -341,6 +340,7 @@ impl Call {
                 (Err(error), CallStatus::Failed)
             }
             Outcome::Cancelled => {
+                let produced = produced();
                 tracing::info!(produced, "client went away; provider call cancelled");
                 self.record_failed(&mut tx, &provider, counts(produced))
                     .await?;

@@ -90,30 +90,25 @@ pub async fn try_reserve(
     tokens: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<Quota>, Error> {
+    // One statement: the reservation row exists exactly when the counter moved.
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE quotas SET reserved_tokens = reserved_tokens + $2, updated_at = $3 \
-          WHERE tenant_id = $1 AND period_end > $3 \
-            AND (limit_tokens < 0 OR limit_tokens - used_tokens - reserved_tokens >= $2) \
-          RETURNING {COLUMNS}"
+        "WITH reserved AS ( \
+            UPDATE quotas SET reserved_tokens = reserved_tokens + $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND period_end > $4 \
+               AND (limit_tokens < 0 OR limit_tokens - used_tokens - reserved_tokens >= $3) \
+             RETURNING {COLUMNS}), \
+         held AS ( \
+            INSERT INTO reservations (tenant_id, completion_id, tokens, created_at) \
+            SELECT tenant_id, $2, $3, $4 FROM reserved) \
+         SELECT {COLUMNS} FROM reserved"
     ))
-    .bind(tx.tenant())
-    .bind(tokens)
-    .bind(now)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    sqlx::query(
-        "INSERT INTO reservations (tenant_id, completion_id, tokens, created_at) VALUES ($1, $2, $3, $4)",
-    )
     .bind(tx.tenant())
     .bind(completion)
     .bind(tokens)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(Some(row.into()))
+    Ok(row.map(Quota::from))
 }
 
 /// Settle `completion`: its reservation (if the sweeper has not released it already) is removed
@@ -195,32 +190,4 @@ pub async fn apply_entitlements(
     .await?
     .rows_affected();
     Ok(applied > 0)
-}
-
-/// Release `completion`'s reservation if it is still held (a crashed or hung call); whether it
-/// was.
-pub async fn release(
-    tx: &mut TenantTx,
-    completion: CompletionId,
-    now: DateTime<Utc>,
-) -> Result<bool, Error> {
-    let released: Option<(i64,)> = sqlx::query_as(
-        "DELETE FROM reservations WHERE tenant_id = $1 AND completion_id = $2 RETURNING tokens",
-    )
-    .bind(tx.tenant())
-    .bind(completion)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((tokens,)) = released else {
-        return Ok(false);
-    };
-    sqlx::query(
-        "UPDATE quotas SET reserved_tokens = reserved_tokens - $2, updated_at = $3 WHERE tenant_id = $1",
-    )
-    .bind(tx.tenant())
-    .bind(tokens)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(true)
 }

@@ -176,16 +176,14 @@ async fn the_sweeper_releases_a_reservation_whose_call_never_settled() {
         .execute(&mut *tx)
         .await
         .expect("reserve");
-    keel_kernel::jobs::schedule(
-        &mut tx,
-        keel_ai_gateway::jobs::release_reservation(tenant, orphan, app.clock.now() + ttl),
-    )
-    .await
-    .expect("schedule");
+    let sweep = keel_ai_gateway::jobs::sweep_reservations(tenant, app.clock.now(), ttl);
+    keel_kernel::jobs::schedule(&mut tx, sweep)
+        .await
+        .expect("schedule");
     tx.commit().await.expect("commit");
     assert_eq!(quota(&mut client, tenant).await.reserved_tokens, 500);
     assert_eq!(app.run_due_jobs().await, 0, "nothing is due before the TTL");
-    app.clock.advance(ttl + chrono::Duration::seconds(1));
+    app.clock.advance(ttl + ttl + chrono::Duration::seconds(1));
     assert!(app.run_due_jobs().await >= 1);
     let quota = quota(&mut client, tenant).await;
     assert_eq!((quota.reserved_tokens, quota.used_tokens), (0, used));
