@@ -127,20 +127,21 @@ fn settings(fake: &FakeLlm) -> Settings {
     settings
 }
 
+/// `LOAD_CLIENTS` concurrent clients; `call(client)` makes one call for client number `client`.
 async fn loaded<F, Fut>(per_client: usize, call: F) -> anyhow::Result<(Vec<Duration>, f64)>
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
 {
     let call = Arc::new(call);
     let started = Instant::now();
     let mut clients = Vec::with_capacity(LOAD_CLIENTS);
-    for _ in 0..LOAD_CLIENTS {
+    for client in 0..LOAD_CLIENTS {
         let call = call.clone();
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
             for _ in 0..per_client {
-                latencies.push(call().await?);
+                latencies.push(call(client).await?);
             }
             Ok::<_, anyhow::Error>(latencies)
         }));
@@ -238,18 +239,25 @@ pub async fn gateway_overhead(
     let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))?
         .connect()
         .await?;
+    let member_of = |tenant: TenantId| -> anyhow::Result<Arc<Gateway>> {
+        let token = issuer.token(
+            TokenSpec::user(UserId::new())
+                .tenant(tenant)
+                .role(roles::MEMBER)
+                .perms(roles::built_in(roles::MEMBER).unwrap_or_default()),
+        );
+        Ok(Arc::new(Gateway {
+            client: AiServiceClient::new(channel.clone()),
+            bearer: format!("Bearer {token}").parse()?,
+            tenant,
+        }))
+    };
     let tenant = TenantId::new();
-    let token = issuer.token(
-        TokenSpec::user(UserId::new())
-            .tenant(tenant)
-            .role(roles::MEMBER)
-            .perms(roles::built_in(roles::MEMBER).unwrap_or_default()),
-    );
-    let gateway = Arc::new(Gateway {
-        client: AiServiceClient::new(channel),
-        bearer: format!("Bearer {token}").parse()?,
-        tenant,
-    });
+    let gateway = member_of(tenant)?;
+    // One tenant per client: no two calls wait on the same quota row.
+    let tenants: Vec<Arc<Gateway>> = (0..LOAD_CLIENTS)
+        .map(|_| member_of(TenantId::new()))
+        .collect::<anyhow::Result<_>>()?;
     let direct = Arc::new(Direct {
         http: reqwest::Client::builder().no_proxy().build()?,
         url: format!("{}/chat/completions", fake.base_url()),
@@ -267,13 +275,19 @@ pub async fn gateway_overhead(
     through.sort();
     straight.sort();
     let g = gateway.clone();
-    let (through_loaded, gateway_rate) = loaded(per_client, move || {
+    let (through_loaded, gateway_rate) = loaded(per_client, move |_| {
         let g = g.clone();
         async move { g.complete().await }
     })
     .await?;
+    let spread = Arc::new(tenants);
+    let (through_spread, spread_rate) = loaded(per_client, move |client| {
+        let g = spread[client].clone();
+        async move { g.complete().await }
+    })
+    .await?;
     let d = direct.clone();
-    let (straight_loaded, direct_rate) = loaded(per_client, move || {
+    let (straight_loaded, direct_rate) = loaded(per_client, move |_| {
         let d = d.clone();
         async move { d.complete().await }
     })
@@ -317,11 +331,12 @@ pub async fn gateway_overhead(
             "A completion (a 12-word prompt, 14 streamed chunks back, usage in the stream) from the test \
              kit's fake OpenAI-compatible provider (no think time), called directly (HTTP POST, SSE read to \
              its end) and through the ai-gateway's `Complete` over gRPC: token verification, \
-             validation, guardrail scans, tokenizer count, the reserve transaction (one conditional \
-             UPDATE of the tenant's quota row + a reservation row), streaming and SSE parsing, and the \
+             validation, guardrail scans, tokenizer count, the reserve transaction (one statement: the \
+             conditional UPDATE of the tenant's quota row and its reservation row; the tenant's sweep job), streaming and SSE parsing, and the \
              settle transaction (quota, usage row, outbox row). One sequential client: {sequential} calls \
              per side, interleaved. Under load: {LOAD_CLIENTS} concurrent clients × {per_client} calls, \
-             all for ONE tenant (so every call serialises on that tenant's quota row: the worst case). \
+             all for ONE tenant (every call serialises on that tenant's quota row: the worst case), and \
+             again with one tenant per client. \
              Memory search: SearchMemories (top 5) over {MEMORIES} memories of one tenant in four \
              languages, {searches} queries in English, Arabic, Chinese and Korean, one client. \
              Everything shares the machine's cores."
@@ -337,8 +352,20 @@ pub async fn gateway_overhead(
                 format!("added latency p99, {LOAD_CLIENTS} clients"),
                 added(&through_loaded, &straight_loaded, 0.99),
             ),
+            (
+                format!("added latency p50, {LOAD_CLIENTS} clients, one tenant each"),
+                added(&through_spread, &straight_loaded, 0.50),
+            ),
+            (
+                format!("added latency p99, {LOAD_CLIENTS} clients, one tenant each"),
+                added(&through_spread, &straight_loaded, 0.99),
+            ),
             ("throughput direct".into(), format!("{direct_rate:.0} calls/s")),
-            ("throughput via ai-gateway".into(), format!("{gateway_rate:.0} calls/s")),
+            ("throughput via ai-gateway, one tenant".into(), format!("{gateway_rate:.0} calls/s")),
+            (
+                format!("throughput via ai-gateway, {LOAD_CLIENTS} tenants"),
+                format!("{spread_rate:.0} calls/s"),
+            ),
             (
                 format!("memory search p50 ({MEMORIES} memories)"),
                 memory_rows["p50"].clone(),
