@@ -54,6 +54,7 @@ pub async fn build_with_clock(
         router,
         clock: clock.clone(),
         metrics,
+        sweeps: Default::default(),
     });
     platform.consume(
         entitlements::CONSUMER,

@@ -16,10 +16,15 @@ use crate::repo;
 
 pub const SWEEP_RESERVATIONS: &str = "ai.reservations.sweep";
 
+/// The TTL-long time bucket `now` is in.
+pub fn bucket(now: DateTime<Utc>, ttl: Duration) -> i64 {
+    now.timestamp().div_euclid(ttl.num_seconds().max(1))
+}
+
 /// The sweep covering a reservation made at `now`.
 pub fn sweep_reservations(tenant: TenantId, now: DateTime<Utc>, ttl: Duration) -> NewJob {
     let width = ttl.num_seconds().max(1);
-    let bucket = now.timestamp().div_euclid(width);
+    let bucket = bucket(now, ttl);
     // The bucket's last reservation is older than the TTL at the start of the bucket after next.
     let run_at = DateTime::from_timestamp((bucket + 2) * width, 0).unwrap_or(now + ttl + ttl);
     NewJob::new(SWEEP_RESERVATIONS, format!("{tenant}:{bucket}"), run_at).tenant(tenant)

@@ -196,9 +196,17 @@ pub async fn prepare(
         }
     }
     // The sweeper releases the reservation if this call never settles (a crash).
-    let sweep = crate::jobs::sweep_reservations(tenant, now, ctx.settings.reservation_ttl());
-    keel_kernel::jobs::schedule(&mut tx, sweep).await?;
+    let ttl = ctx.settings.reservation_ttl();
+    let bucket = crate::jobs::bucket(now, ttl);
+    let scheduled = ctx.sweep_scheduled(tenant, bucket);
+    if !scheduled {
+        let sweep = crate::jobs::sweep_reservations(tenant, now, ttl);
+        keel_kernel::jobs::schedule(&mut tx, sweep).await?;
+    }
     tx.commit().await?;
+    if !scheduled {
+        ctx.sweep_committed(tenant, bucket);
+    }
     Ok(Prepared::Ready(Box::new(call)))
 }
 

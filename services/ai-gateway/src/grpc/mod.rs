@@ -9,9 +9,11 @@ mod ai;
 mod completion;
 pub mod convert;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use keel_kernel::TenantId;
 use keel_kernel::outbox::Outbox;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,11 +34,25 @@ pub struct Context {
     pub router: Router,
     pub clock: SharedClock,
     pub metrics: AiMetrics,
+    /// The sweep bucket this process last saw committed per tenant, so that only a tenant's first
+    /// reservation in a bucket pays for scheduling its sweep (scheduling again is harmless).
+    pub sweeps: Mutex<HashMap<TenantId, i64>>,
 }
 
 impl Context {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    pub fn sweep_scheduled(&self, tenant: TenantId, bucket: i64) -> bool {
+        let sweeps = self.sweeps.lock().unwrap_or_else(PoisonError::into_inner);
+        sweeps.get(&tenant) == Some(&bucket)
+    }
+
+    /// Call once the transaction that scheduled the sweep has committed.
+    pub fn sweep_committed(&self, tenant: TenantId, bucket: i64) {
+        let mut sweeps = self.sweeps.lock().unwrap_or_else(PoisonError::into_inner);
+        sweeps.insert(tenant, bucket);
     }
 }
 
