@@ -5,7 +5,7 @@ use keel_kernel::UserId;
 use keel_kernel::auth::roles;
 use keel_proto::billing::v1 as billing;
 use keel_proto::tenancy::v1 as pb;
-use keel_testkit::{EventLog, eventually, payload};
+use keel_testkit::{eventually, payload};
 
 use crate::support::TestApp;
 
