@@ -67,6 +67,9 @@ CREATE TABLE subscriptions (
     period_index         integer     NOT NULL DEFAULT 0,
     current_period_start timestamptz NOT NULL,
     current_period_end   timestamptz NOT NULL,
+    -- Since when `price_id` is the price: the flat fee of the period is charged per price for the
+    -- time it was in force (a mid-period change leaves a pending line for the old price).
+    price_since          timestamptz NOT NULL,
     cancel_at_period_end boolean     NOT NULL DEFAULT false,
     canceled_at          timestamptz,
     created_at           timestamptz NOT NULL,

@@ -72,6 +72,8 @@ pub struct Subscription {
     pub period_index: i32,
     pub current_period_start: DateTime<Utc>,
     pub current_period_end: DateTime<Utc>,
+    /// Since when `price_id` is in force (the period start, or the last price change).
+    pub price_since: DateTime<Utc>,
     pub cancel_at_period_end: bool,
     pub canceled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

@@ -47,7 +47,7 @@ pub async fn close_period(
         return Ok(None);
     }
     let plan = plan_of(tx, &subscription).await?;
-    let invoice = issue(tx, env, &subscription, &plan, (start, end), None, cause).await?;
+    let invoice = issue(tx, env, &subscription, &plan, (start, end), cause).await?;
 
     if subscription.cancel_at_period_end {
         subscription.state = SubscriptionState::Canceled;
@@ -59,6 +59,7 @@ pub async fn close_period(
         subscription.period_index = index;
         subscription.current_period_start = next_start;
         subscription.current_period_end = next_end;
+        subscription.price_since = next_start;
         let subscription = repo::subscriptions::save(tx, &subscription, env.now).await?;
         subscriptions::schedule_close(tx, &subscription).await?;
         env.outbox
@@ -71,8 +72,8 @@ pub async fn close_period(
     Ok(Some(invoice))
 }
 
-/// The final invoice of a subscription canceled at `end`, mid-period: flat prices prorated to
-/// the second, the usage so far, and pending prorations.
+/// The final invoice of a subscription canceled at `end`, mid-period: the flat fee for the
+/// time the price was in force, the usage so far, and pending lines.
 pub async fn final_invoice(
     tx: &mut TenantTx,
     env: Env<'_>,
@@ -82,18 +83,7 @@ pub async fn final_invoice(
 ) -> Result<Invoice, Error> {
     let plan = plan_of(tx, subscription).await?;
     let start = subscription.current_period_start;
-    let full = (subscription.current_period_end - start).num_seconds();
-    let used = (end - start).num_seconds();
-    issue(
-        tx,
-        env,
-        subscription,
-        &plan,
-        (start, end),
-        Some((used, full)),
-        cause,
-    )
-    .await
+    issue(tx, env, subscription, &plan, (start, end), cause).await
 }
 
 async fn plan_of(tx: &mut TenantTx, subscription: &Subscription) -> Result<Plan, Error> {
@@ -108,9 +98,10 @@ async fn plan_of(tx: &mut TenantTx, subscription: &Subscription) -> Result<Plan,
         })
 }
 
-/// Build, number and store the invoice of [start, end): flat lines (prorated by `fraction` =
-/// (used, full) seconds when given), usage lines above the included units, late usage, pending
-/// prorations. A zero total is PAID at once (the free plan); otherwise OPEN and due after the
+/// Build, number and store the invoice of [start, end): the flat fee of the current price for
+/// the part of the period it was in force (all of it unless the price changed or the
+/// subscription ends early), usage lines above the included units, late usage, and pending
+/// lines (earlier prices of the period). A zero total is PAID at once (the free plan); otherwise OPEN and due after the
 /// payment terms.
 async fn issue(
     tx: &mut TenantTx,
@@ -118,7 +109,6 @@ async fn issue(
     subscription: &Subscription,
     plan: &Plan,
     (start, end): (DateTime<Utc>, DateTime<Utc>),
-    fraction: Option<(i64, i64)>,
     cause: &Cause,
 ) -> Result<Invoice, Error> {
     let (_, subscribed) =
@@ -137,10 +127,19 @@ async fn issue(
     for price in prices {
         match &price.price.kind {
             PriceKind::Flat => {
+                // Only the subscribed price: a plan with several flat prices in one currency
+                // and interval would otherwise charge them all.
+                if price.id != subscription.price_id {
+                    continue;
+                }
+                let from = subscription.price_since.clamp(start, end);
+                let full = (subscription.current_period_end - subscription.current_period_start)
+                    .num_seconds();
+                let used = (end - from).num_seconds();
                 let mut amount = price.price.unit_amount;
                 let mut description = format!("{} ({:?})", plan.display_name, interval);
-                if let Some((used, full)) = fraction {
-                    amount = prorate(amount, used, full.max(1))?;
+                if used != full {
+                    amount = prorate(amount, used.max(0), full.max(1))?;
                     description = format!("{description}, {used} of {full} seconds");
                 }
                 lines.push(InvoiceLine {
@@ -151,7 +150,7 @@ async fn issue(
                     quantity: 1,
                     unit_amount: amount,
                     amount,
-                    period_start: start,
+                    period_start: from,
                     period_end: end,
                 });
             }

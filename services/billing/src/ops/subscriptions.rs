@@ -120,10 +120,11 @@ pub async fn create(
     Ok(subscription)
 }
 
-/// Move the subscription to `new_price` now. The unused part of the old flat price is credited
-/// and the rest of the period charged at the new one, to the second; both lines wait for the
-/// subscription's next invoice (its period close), so every period still has exactly one
-/// invoice. VALIDATION when the new price's currency or interval differs.
+/// Move the subscription to `new_price` now. Billing is in arrears and to the second: the old
+/// price's flat fee for the time it was in force this period becomes a pending line of the next
+/// invoice, and the period close charges the new price from now to the period's end. A plan
+/// changed several times in a day (Kill Bill #877) is charged each price for its own seconds,
+/// never a full period twice. VALIDATION when the new price's currency or interval differs.
 pub async fn change_price(
     tx: &mut TenantTx,
     env: Env<'_>,
@@ -136,7 +137,7 @@ pub async fn change_price(
     if new_price.id == subscription.price_id {
         return Ok(subscription);
     }
-    let (_, old_price) =
+    let (old_plan, old_price) =
         subscribable_price(tx, subscription.price_id, "subscription.price_id").await?;
     if old_price.price.currency != new_price.price.currency
         || old_price.price.interval != new_price.price.interval
@@ -149,10 +150,15 @@ pub async fn change_price(
             ),
         ));
     }
-    prorate_change(tx, env, &subscription, &old_price, new_price).await?;
+    let now = env.now.clamp(
+        subscription.current_period_start,
+        subscription.current_period_end,
+    );
+    close_price_segment(tx, env, &subscription, &old_plan, &old_price, now).await?;
     let previous = subscription.price_id;
     subscription.price_id = new_price.id;
     subscription.plan_id = plan.id.clone();
+    subscription.price_since = now;
     let subscription = repo::subscriptions::save(tx, &subscription, env.now).await?;
     env.outbox
         .enqueue(
@@ -168,57 +174,40 @@ pub async fn change_price(
     Ok(subscription)
 }
 
-/// The credit and charge lines of a mid-period price change, carried to the next invoice.
-async fn prorate_change(
+/// The flat fee of `price` for [price_since, until), prorated to the second against the whole
+/// period, as a line waiting for the subscription's next invoice.
+async fn close_price_segment(
     tx: &mut TenantTx,
     env: Env<'_>,
     subscription: &Subscription,
-    old: &Price,
-    new: &Price,
+    plan: &Plan,
+    price: &Price,
+    until: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let (start, end) = (
-        subscription.current_period_start,
-        subscription.current_period_end,
-    );
-    let now = env.now.clamp(start, end);
-    let total = (end - start).num_seconds();
-    let remaining = (end - now).num_seconds();
-    if remaining <= 0 || total <= 0 {
+    let from = subscription.price_since;
+    let full = (subscription.current_period_end - subscription.current_period_start).num_seconds();
+    let used = (until - from).num_seconds();
+    if used <= 0 || full <= 0 || !matches!(price.price.kind, PriceKind::Flat) {
         return Ok(());
     }
-    let currency = old.price.currency;
-    let lines = [
-        (old, -1i64, "Unused time on"),
-        (new, 1i64, "Remaining time on"),
-    ];
-    for (price, sign, what) in lines {
-        if !matches!(price.price.kind, PriceKind::Flat) {
-            continue;
-        }
-        let amount = prorate(price.price.unit_amount, remaining, total)? * sign;
-        if amount == 0 {
-            continue;
-        }
-        let line = InvoiceLine {
-            kind: LineKind::Proration,
-            description: format!(
-                "{what} {} ({} of {} seconds at {} per period)",
-                price.plan_id,
-                remaining,
-                total,
-                currency.format(price.price.unit_amount)
-            ),
-            price_id: Some(price.id),
-            meter_id: String::new(),
-            quantity: 1,
-            unit_amount: amount,
-            amount,
-            period_start: now,
-            period_end: end,
-        };
-        repo::invoices::add_pending_line(tx, subscription.id, &line, env.now).await?;
-    }
-    Ok(())
+    let amount = prorate(price.price.unit_amount, used, full)?;
+    let line = InvoiceLine {
+        kind: LineKind::Proration,
+        description: format!(
+            "{} ({:?}), {used} of {full} seconds at {} per period",
+            plan.display_name,
+            price.price.interval,
+            price.price.currency.format(price.price.unit_amount)
+        ),
+        price_id: Some(price.id),
+        meter_id: String::new(),
+        quantity: 1,
+        unit_amount: amount,
+        amount,
+        period_start: from,
+        period_end: until,
+    };
+    repo::invoices::add_pending_line(tx, subscription.id, &line, env.now).await
 }
 
 /// Cancel at the end of the current period (`cancel_at_period_end`) or now. Canceling now

@@ -8,7 +8,7 @@ use keel_kernel::{Error, TenantId};
 use crate::domain::{BillingInterval, PriceId, Subscription, SubscriptionId, SubscriptionState};
 
 const COLUMNS: &str = "tenant_id, id, plan_id, price_id, state, billing_interval, anchor, \
-                       period_index, current_period_start, current_period_end, \
+                       period_index, current_period_start, current_period_end, price_since, \
                        cancel_at_period_end, canceled_at, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -23,6 +23,7 @@ struct Row {
     period_index: i32,
     current_period_start: DateTime<Utc>,
     current_period_end: DateTime<Utc>,
+    price_since: DateTime<Utc>,
     cancel_at_period_end: bool,
     canceled_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -42,6 +43,7 @@ impl From<Row> for Subscription {
             period_index: row.period_index,
             current_period_start: row.current_period_start,
             current_period_end: row.current_period_end,
+            price_since: row.price_since,
             cancel_at_period_end: row.cancel_at_period_end,
             canceled_at: row.canceled_at,
             created_at: row.created_at,
@@ -65,8 +67,8 @@ pub async fn insert(
 ) -> Result<Subscription, Error> {
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO subscriptions (tenant_id, id, plan_id, price_id, state, billing_interval, anchor, \
-                                    current_period_start, current_period_end, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $6, $7, $8, $8) RETURNING {COLUMNS}"
+                                    current_period_start, current_period_end, price_since, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $6, $7, $6, $8, $8) RETURNING {COLUMNS}"
     ))
     .bind(tx.tenant())
     .bind(SubscriptionId::new())
@@ -167,7 +169,7 @@ pub async fn save(
     let row: Row = sqlx::query_as(&format!(
         "UPDATE subscriptions SET plan_id = $3, price_id = $4, state = $5, period_index = $6, \
                 current_period_start = $7, current_period_end = $8, cancel_at_period_end = $9, \
-                canceled_at = $10, updated_at = $11 \
+                canceled_at = $10, updated_at = $11, price_since = $12 \
           WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(tx.tenant())
@@ -181,6 +183,7 @@ pub async fn save(
     .bind(subscription.cancel_at_period_end)
     .bind(subscription.canceled_at)
     .bind(now)
+    .bind(subscription.price_since)
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.into())
