@@ -114,6 +114,7 @@ async fn a_created_tenant_is_subscribed_to_the_default_plan_once_however_often_t
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let created_at = at("2027-01-31T12:00:00Z");
+    app.clock.set(created_at);
     let created = tenancy::TenantCreated {
         tenant_id: tenant.to_string(),
         name: "Acme".into(),
