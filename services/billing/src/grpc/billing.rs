@@ -325,10 +325,14 @@ impl Billing {
                 None => month_start(now),
             },
         };
-        let end = end.unwrap_or(now);
-        if end <= start {
-            return Err(Error::invalid("end_time", "must be after start_time"));
-        }
+        let end = match end {
+            Some(end) if end <= start => {
+                return Err(Error::invalid("end_time", "must be after start_time"));
+            }
+            Some(end) => end,
+            // Right at the start of a period the default range is empty, not an error.
+            None => now.max(start),
+        };
         let rows = repo::usage::summaries(&mut tx, start, end, meter.as_deref()).await?;
         let summaries: Vec<UsageSummary> = rows
             .into_iter()

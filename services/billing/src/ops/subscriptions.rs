@@ -1,7 +1,7 @@
 //! Subscribing, changing the price, canceling; and the entitlements event each publishes.
 
 use crate::kernel_v2::jobs::{self, NewJob};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use keel_kernel::db::TenantTx;
 use keel_kernel::{Error, TenantId};
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,8 @@ pub async fn create(
             "the tenant already has a live subscription; change it with UpdateSubscription",
         ));
     }
+    // Anchored on a whole second: periods, job keys and stored times then agree exactly.
+    let start = start.trunc_subsecs(0);
     let interval = price.price.interval;
     let end = period::period_start(start, interval, 1);
     let subscription =

@@ -1,5 +1,6 @@
 //! Payment webhooks: signatures (rotation, tolerance), idempotency, PAID, PAST_DUE and dunning.
 
+use keel_kernel::clock::Clock;
 use keel_kernel::{ErrorCode, TenantId};
 use keel_proto::billing::v1 as pb;
 use keel_testkit::{assert_status, payload};
