@@ -20,6 +20,8 @@ CREATE TABLE plans (
     -- Feature -> granted amount (-1 unlimited).
     limits       jsonb       NOT NULL DEFAULT '{}',
     modules      text[]      NOT NULL DEFAULT '{}',
+    -- Listing order: config order for seeded plans, then plans created later.
+    position     integer     NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now()
 );

@@ -83,8 +83,8 @@ async fn seed_catalogue(pool: &sqlx::PgPool, settings: &Settings) -> Result<(), 
         .map_err(|err| Error::internal(anyhow::anyhow!("catalogue: {err}")))?;
     let mut tx = db::unscoped_tx(pool).await?;
     repo::catalogue::seed_meters(&mut tx, &settings.meters()).await?;
-    for plan in &plans {
-        repo::catalogue::seed_plan(&mut tx, plan).await?;
+    for (position, plan) in plans.iter().enumerate() {
+        repo::catalogue::seed_plan(&mut tx, plan, position).await?;
     }
     tx.commit().await?;
     Ok(())

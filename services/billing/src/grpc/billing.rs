@@ -417,7 +417,9 @@ impl Billing {
         let env = ctx.env();
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         let live = repo::subscriptions::live(&mut tx).await?;
-        let (plan, state, start) = match &live {
+        // Use over the whole current period: usage stamped by another service's clock a little
+        // ahead of ours still counts.
+        let (plan, state, (start, end)) = match &live {
             Some(subscription) => {
                 let plan = repo::catalogue::get_plan(&mut tx, &subscription.plan_id)
                     .await?
@@ -425,16 +427,21 @@ impl Billing {
                 (
                     plan,
                     pb::SubscriptionState::from(subscription.state),
-                    subscription.current_period_start,
+                    (
+                        subscription.current_period_start,
+                        subscription.current_period_end,
+                    ),
                 )
             }
             None => (
                 ops::subscriptions::default_plan(&mut tx, env).await?,
                 pb::SubscriptionState::Unspecified,
-                month_start(env.now),
+                (
+                    month_start(env.now),
+                    crate::domain::period::add_months(month_start(env.now), 1),
+                ),
             ),
         };
-        let end = env.now.max(start) + chrono::Duration::microseconds(1);
         let usage = repo::usage::summaries(&mut tx, start, end, None).await?;
         let entitlements = plan
             .limits

@@ -118,23 +118,31 @@ pub async fn seed_meters(conn: &mut PgConnection, meters: &[Meter]) -> Result<()
     Ok(())
 }
 
-/// Insert or update a configured plan and its prices; rows equal to the config are not touched
-/// (no `updated_at` bump), so a restart changes nothing. Prices are never deleted: existing
-/// subscriptions refer to them.
-pub async fn seed_plan(conn: &mut PgConnection, plan: &NewPlan) -> Result<(), Error> {
+/// Insert or update a configured plan (the `position`-th in config) and its prices; rows equal
+/// to the config are not touched (no `updated_at` bump), so a restart changes nothing. Prices are
+/// never deleted: existing subscriptions refer to them.
+pub async fn seed_plan(
+    conn: &mut PgConnection,
+    plan: &NewPlan,
+    position: usize,
+) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO plans (id, display_name, description, limits, modules) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO plans (id, display_name, description, limits, modules, position) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (id) DO UPDATE \
             SET display_name = EXCLUDED.display_name, description = EXCLUDED.description, \
-                limits = EXCLUDED.limits, modules = EXCLUDED.modules, updated_at = now() \
-          WHERE (plans.display_name, plans.description, plans.limits, plans.modules) \
-                IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.description, EXCLUDED.limits, EXCLUDED.modules)",
+                limits = EXCLUDED.limits, modules = EXCLUDED.modules, position = EXCLUDED.position, \
+                updated_at = now() \
+          WHERE (plans.display_name, plans.description, plans.limits, plans.modules, plans.position) \
+                IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.description, EXCLUDED.limits, \
+                                  EXCLUDED.modules, EXCLUDED.position)",
     )
     .bind(&plan.id)
     .bind(&plan.display_name)
     .bind(&plan.description)
     .bind(Json(&plan.limits))
     .bind(&plan.modules)
+    .bind(i32::try_from(position).unwrap_or(i32::MAX))
     .execute(&mut *conn)
     .await?;
     for (position, price) in plan.prices.iter().enumerate() {
@@ -184,7 +192,8 @@ async fn upsert_price(
 /// Insert a new plan (CreatePlan); CONFLICT when the id is taken.
 pub async fn insert_plan(conn: &mut PgConnection, plan: &NewPlan) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO plans (id, display_name, description, limits, modules) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO plans (id, display_name, description, limits, modules, position) \
+         VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(max(position), 0) + 1 FROM plans))",
     )
     .bind(&plan.id)
     .bind(&plan.display_name)
@@ -236,10 +245,10 @@ fn assemble(rows: Vec<PlanRow>, mut prices: Vec<Price>) -> Vec<Plan> {
 
 const PLAN_COLUMNS: &str = "id, display_name, description, limits, modules, created_at";
 
-/// Every plan, oldest first (the catalogue is short: callers page it in memory).
+/// Every plan in catalogue order (the catalogue is short: callers page it in memory).
 pub async fn list_plans(conn: &mut PgConnection) -> Result<Vec<Plan>, Error> {
     let rows: Vec<PlanRow> = sqlx::query_as(&format!(
-        "SELECT {PLAN_COLUMNS} FROM plans ORDER BY created_at, id"
+        "SELECT {PLAN_COLUMNS} FROM plans ORDER BY position, created_at, id"
     ))
     .fetch_all(&mut *conn)
     .await?;

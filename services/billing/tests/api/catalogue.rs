@@ -85,7 +85,11 @@ async fn plans_are_listed_in_pages_with_their_prices_limits_and_modules() {
     assert_eq!(free.modules, vec!["delivery", "ai"]);
     assert_eq!(free.prices[0].currency, "EUR");
     let pro = &first.plans[1];
-    let tokens = pro.prices.iter().find(|p| p.meter_id == "ai.tokens").unwrap();
+    let tokens = pro
+        .prices
+        .iter()
+        .find(|p| p.meter_id == "ai.tokens")
+        .unwrap();
     assert_eq!(tokens.included_units, 1_000_000);
 
     let status = assert_status(
@@ -120,12 +124,18 @@ async fn the_meters_are_listed_with_their_aggregations() {
         .unwrap()
         .into_inner()
         .meters;
-    let by_id: Vec<(String, i32)> = meters.iter().map(|m| (m.id.clone(), m.aggregation)).collect();
+    let by_id: Vec<(String, i32)> = meters
+        .iter()
+        .map(|m| (m.id.clone(), m.aggregation))
+        .collect();
     assert_eq!(
         by_id,
         vec![
             ("ai.tokens".into(), pb::MeterAggregation::Sum as i32),
-            ("marketplace.orders".into(), pb::MeterAggregation::Count as i32),
+            (
+                "marketplace.orders".into(),
+                pb::MeterAggregation::Count as i32
+            ),
             ("seats".into(), pb::MeterAggregation::Max as i32),
         ]
     );
@@ -210,8 +220,14 @@ async fn an_invalid_plan_is_refused_naming_every_bad_field() {
     );
     let fields = violated_fields(&status);
     assert!(fields.contains(&"plan.id".to_owned()), "{fields:?}");
-    assert!(fields.contains(&"plan.prices[0].currency".to_owned()), "{fields:?}");
-    assert!(fields.contains(&"plan.prices[1].interval".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"plan.prices[0].currency".to_owned()),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"plan.prices[1].interval".to_owned()),
+        "{fields:?}"
+    );
 
     let mut no_flat = team_plan("usage-only");
     no_flat.prices.remove(0);
@@ -226,5 +242,42 @@ async fn an_invalid_plan_is_refused_naming_every_bad_field() {
     );
     let fields = violated_fields(&status);
     assert!(fields.contains(&"plan.prices".to_owned()), "{fields:?}");
-    assert!(fields.contains(&"plan.prices[0].meter_id".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"plan.prices[0].meter_id".to_owned()),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn the_shipped_config_is_valid_and_seeds_the_standard_catalogue() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/billing.yaml");
+    let text = std::fs::read_to_string(path).expect("config/billing.yaml");
+    let config = keel_kernel::config::Config::<keel_billing::Settings>::from_yaml(
+        &text,
+        std::path::Path::new(path),
+        std::iter::empty(),
+    )
+    .expect("a valid config");
+    let (meters, plans) = keel_billing::Settings::standard_catalogue();
+    let ids = |plans: &[keel_billing::settings::PlanSettings]| {
+        plans.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&config.app.plans), ids(&plans));
+    assert_eq!(config.app.meters.len(), meters.len());
+    assert_eq!(config.app.default_plan, "free");
+    assert_eq!(config.app.invoice_number_prefix, "KEEL");
+    // The rotation secret list can come from the environment.
+    let overridden = keel_kernel::config::Config::<keel_billing::Settings>::from_yaml(
+        &text,
+        std::path::Path::new(path),
+        [(
+            "KEEL__APP__WEBHOOK_PROVIDERS__STRIPE__SIGNING_SECRETS".to_owned(),
+            "whsec_new,whsec_old".to_owned(),
+        )],
+    )
+    .expect("a valid config");
+    assert_eq!(
+        overridden.app.webhook_providers["stripe"].secrets(),
+        vec!["whsec_new", "whsec_old"]
+    );
 }

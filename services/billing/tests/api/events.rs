@@ -1,17 +1,21 @@
 //! Usage and subscriptions from other services' events, through the real JetStream.
 
 use keel_billing::domain::webhook;
+use keel_kernel::grpc::timestamp;
 use keel_kernel::{TenantId, UserId};
 use keel_proto::ai::v1 as ai;
 use keel_proto::billing::v1 as pb;
 use keel_proto::marketplace::v1 as marketplace;
 use keel_proto::tenancy::v1 as tenancy;
 use keel_testkit::eventually;
-use keel_kernel::grpc::timestamp;
 
 use crate::support::{TestApp, at, start_time};
 
-fn ai_usage(tenant: TenantId, tokens: i64, created: chrono::DateTime<chrono::Utc>) -> ai::UsageRecorded {
+fn ai_usage(
+    tenant: TenantId,
+    tokens: i64,
+    created: chrono::DateTime<chrono::Utc>,
+) -> ai::UsageRecorded {
     ai::UsageRecorded {
         record: Some(ai::UsageRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -42,10 +46,16 @@ async fn ai_usage_events_become_an_invoice_line_above_the_included_tokens() {
     let app = TestApp::spawn().await;
     let (tenant, _) = app.subscribed_tenant("pro").await;
     let during = start_time() + chrono::Duration::days(3);
-    for (i, tokens) in [600_000, 500_000, 150_000].into_iter().enumerate() {
-        let event = format!("completion-{i}-{}", uuid::Uuid::now_v7());
-        app.publish("ai.usage.recorded", tenant, &event, during, &ai_usage(tenant, tokens, during))
-            .await;
+    for tokens in [600_000, 500_000, 150_000] {
+        let event = uuid::Uuid::now_v7().to_string();
+        app.publish(
+            "ai.usage.recorded",
+            tenant,
+            &event,
+            during,
+            &ai_usage(tenant, tokens, during),
+        )
+        .await;
     }
     wait_for_usage(&app, tenant, "ai.tokens", 1_250_000).await;
     app.advance_to(at("2027-04-15T09:00:00Z")).await;
@@ -57,14 +67,28 @@ async fn ai_usage_events_become_an_invoice_line_above_the_included_tokens() {
         .iter()
         .find(|l| l.meter_id == "ai.tokens")
         .expect("a token line");
-    assert_eq!((tokens.quantity, tokens.unit_amount, tokens.amount), (250_000, 1, 250_000));
-    let flat = invoice.line_items.iter().find(|l| l.meter_id.is_empty()).unwrap();
+    assert_eq!(
+        (tokens.quantity, tokens.unit_amount, tokens.amount),
+        (250_000, 1, 250_000)
+    );
+    let flat = invoice
+        .line_items
+        .iter()
+        .find(|l| l.meter_id.is_empty())
+        .unwrap();
     assert_eq!(flat.amount, 2_900);
     // 252,900 + 21 % tax (53,109) = 306,009.
-    assert_eq!((invoice.subtotal, invoice.tax, invoice.total), (252_900, 53_109, 306_009));
+    assert_eq!(
+        (invoice.subtotal, invoice.tax, invoice.total),
+        (252_900, 53_109, 306_009)
+    );
     assert_eq!(invoice.state, pb::InvoiceState::Open as i32);
     assert_eq!(invoice.number, "KEEL-2027-000001");
-    let finalized = app.events().await.of_type("billing.invoice.finalized", 1).await;
+    let finalized = app
+        .events()
+        .await
+        .of_type("billing.invoice.finalized", 1)
+        .await;
     assert_eq!(finalized.len(), 1);
     let _ = webhook::INVOICE_PAID;
 }
@@ -76,10 +100,19 @@ async fn an_event_delivered_twice_is_counted_once() {
     let now = start_time();
     let event = uuid::Uuid::now_v7().to_string();
     let usage = ai_usage(tenant, 1_234, now);
-    app.publish("ai.usage.recorded", tenant, &event, now, &usage).await;
-    app.publish("ai.usage.recorded", tenant, &event, now, &usage).await;
+    app.publish("ai.usage.recorded", tenant, &event, now, &usage)
+        .await;
+    app.publish("ai.usage.recorded", tenant, &event, now, &usage)
+        .await;
     let marker = uuid::Uuid::now_v7().to_string();
-    app.publish("ai.usage.recorded", tenant, &marker, now, &ai_usage(tenant, 1, now)).await;
+    app.publish(
+        "ai.usage.recorded",
+        tenant,
+        &marker,
+        now,
+        &ai_usage(tenant, 1, now),
+    )
+    .await;
     // The marker, published last, is counted once the duplicate has been handled.
     wait_for_usage(&app, tenant, "ai.tokens", 1_235).await;
     let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM billing.usage_records")
@@ -103,8 +136,14 @@ async fn completed_marketplace_orders_are_counted() {
             ..Default::default()
         };
         let event = uuid::Uuid::now_v7().to_string();
-        app.publish("marketplace.order.completed", tenant, &event, start_time(), &order)
-            .await;
+        app.publish(
+            "marketplace.order.completed",
+            tenant,
+            &event,
+            start_time(),
+            &order,
+        )
+        .await;
     }
     wait_for_usage(&app, tenant, "marketplace.orders", 3).await;
 }
@@ -123,25 +162,52 @@ async fn a_created_tenant_is_subscribed_to_the_default_plan_once_however_often_t
         created_by: UserId::new().to_string(),
     };
     let event = uuid::Uuid::now_v7().to_string();
-    app.publish("tenancy.tenant.created", tenant, &event, created_at, &created).await;
-    app.publish("tenancy.tenant.created", tenant, &event, created_at, &created).await;
-    let subscription = eventually(|| async {
-        app.subscriptions(tenant).await.into_iter().next()
-    })
+    app.publish(
+        "tenancy.tenant.created",
+        tenant,
+        &event,
+        created_at,
+        &created,
+    )
     .await;
+    app.publish(
+        "tenancy.tenant.created",
+        tenant,
+        &event,
+        created_at,
+        &created,
+    )
+    .await;
+    let subscription =
+        eventually(|| async { app.subscriptions(tenant).await.into_iter().next() }).await;
     assert_eq!(subscription.plan_id, "free");
-    assert_eq!(subscription.current_period_start_time, Some(timestamp(created_at)));
+    assert_eq!(
+        subscription.current_period_start_time,
+        Some(timestamp(created_at))
+    );
     assert_eq!(
         subscription.current_period_end_time,
         Some(timestamp(at("2027-02-28T12:00:00Z"))),
         "a month-end anchor is clamped"
     );
     // A replay under a new event id (a re-sent event) changes nothing either.
-    app.publish("tenancy.tenant.created", tenant, &uuid::Uuid::now_v7().to_string(), created_at, &created)
-        .await;
+    app.publish(
+        "tenancy.tenant.created",
+        tenant,
+        &uuid::Uuid::now_v7().to_string(),
+        created_at,
+        &created,
+    )
+    .await;
     let marker = uuid::Uuid::now_v7().to_string();
-    app.publish("ai.usage.recorded", tenant, &marker, created_at, &ai_usage(tenant, 1, created_at))
-        .await;
+    app.publish(
+        "ai.usage.recorded",
+        tenant,
+        &marker,
+        created_at,
+        &ai_usage(tenant, 1, created_at),
+    )
+    .await;
     wait_for_usage(&app, tenant, "ai.tokens", 1).await;
     eventually(|| async {
         let log = app.events().await;
@@ -160,8 +226,14 @@ async fn a_created_tenant_is_subscribed_to_the_default_plan_once_however_often_t
     let deleted = tenancy::TenantDeleted {
         tenant_id: tenant.to_string(),
     };
-    app.publish("tenancy.tenant.deleted", tenant, &uuid::Uuid::now_v7().to_string(), created_at, &deleted)
-        .await;
+    app.publish(
+        "tenancy.tenant.deleted",
+        tenant,
+        &uuid::Uuid::now_v7().to_string(),
+        created_at,
+        &deleted,
+    )
+    .await;
     eventually(|| async {
         let subscriptions = app.subscriptions(tenant).await;
         (subscriptions[0].state == pb::SubscriptionState::Canceled as i32).then_some(())
@@ -180,20 +252,33 @@ async fn members_added_and_removed_are_counted_as_peak_seats() {
             user_id: user.to_string(),
             role: "member".into(),
         };
-        app.publish("tenancy.member.added", tenant, &uuid::Uuid::now_v7().to_string(), start_time(), &added)
-            .await;
+        app.publish(
+            "tenancy.member.added",
+            tenant,
+            &uuid::Uuid::now_v7().to_string(),
+            start_time(),
+            &added,
+        )
+        .await;
     }
     let removed = tenancy::MemberRemoved {
         tenant_id: tenant.to_string(),
         user_id: users[0].to_string(),
     };
-    app.publish("tenancy.member.removed", tenant, &uuid::Uuid::now_v7().to_string(), start_time(), &removed)
-        .await;
+    app.publish(
+        "tenancy.member.removed",
+        tenant,
+        &uuid::Uuid::now_v7().to_string(),
+        start_time(),
+        &removed,
+    )
+    .await;
     let (count,) = eventually(|| async {
-        let rows: (i64,) = sqlx::query_as("SELECT count(*) FROM billing.usage_records WHERE meter_id = 'seats'")
-            .fetch_one(&app.admin_pool().await)
-            .await
-            .unwrap();
+        let rows: (i64,) =
+            sqlx::query_as("SELECT count(*) FROM billing.usage_records WHERE meter_id = 'seats'")
+                .fetch_one(&app.admin_pool().await)
+                .await
+                .unwrap();
         (rows.0 == 4).then_some(rows)
     })
     .await;
@@ -206,7 +291,11 @@ async fn members_added_and_removed_are_counted_as_peak_seats() {
         .await
         .unwrap()
         .into_inner();
-    let seats = entitlements.entitlements.iter().find(|e| e.feature == "seats").unwrap();
+    let seats = entitlements
+        .entitlements
+        .iter()
+        .find(|e| e.feature == "seats")
+        .unwrap();
     assert_eq!((seats.limit, seats.used), (3, 3), "the peak of 1, 2, 3, 2");
     let (current,): (i64,) = sqlx::query_as("SELECT count(*) FROM billing.tenant_members")
         .fetch_one(&app.admin_pool().await)

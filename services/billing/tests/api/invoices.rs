@@ -31,8 +31,14 @@ async fn the_free_plan_closes_into_a_zero_invoice_paid_at_once_and_renews() {
     assert_eq!(invoice.number, "KEEL-2027-000001");
     assert_eq!(invoice.subscription_id, subscription.id);
     let renewed = &app.subscriptions(tenant).await[0];
-    assert_eq!(renewed.current_period_start_time, Some(timestamp(at("2027-04-15T09:00:00Z"))));
-    assert_eq!(renewed.current_period_end_time, Some(timestamp(at("2027-05-15T09:00:00Z"))));
+    assert_eq!(
+        renewed.current_period_start_time,
+        Some(timestamp(at("2027-04-15T09:00:00Z")))
+    );
+    assert_eq!(
+        renewed.current_period_end_time,
+        Some(timestamp(at("2027-05-15T09:00:00Z")))
+    );
     let log = app.events().await;
     assert_eq!(log.of_type("billing.invoice.finalized", 1).await.len(), 1);
     assert_eq!(log.of_type("billing.invoice.paid", 1).await.len(), 1);
@@ -45,7 +51,11 @@ async fn periods_anchored_on_jan_31_close_on_feb_29_mar_31_and_apr_30() {
     let app = TestApp::spawn().await;
     app.clock.set(at("2028-01-31T23:30:00Z"));
     let (tenant, _) = app.subscribed_tenant("pro").await;
-    for end in ["2028-02-29T23:30:00Z", "2028-03-31T23:30:00Z", "2028-04-30T23:30:00Z"] {
+    for end in [
+        "2028-02-29T23:30:00Z",
+        "2028-03-31T23:30:00Z",
+        "2028-04-30T23:30:00Z",
+    ] {
         app.advance_to(at(end)).await;
     }
     let mut periods: Vec<_> = app.invoices(tenant).await.iter().map(period_of).collect();
@@ -66,10 +76,16 @@ async fn a_subscription_started_on_feb_29_renews_on_the_29th_then_on_month_ends(
     let app = TestApp::spawn().await;
     app.clock.set(at("2028-02-29T08:00:00Z"));
     let (tenant, subscription) = app.subscribed_tenant("free").await;
-    assert_eq!(subscription.current_period_end_time, Some(timestamp(at("2028-03-29T08:00:00Z"))));
+    assert_eq!(
+        subscription.current_period_end_time,
+        Some(timestamp(at("2028-03-29T08:00:00Z")))
+    );
     app.advance_to(at("2028-03-29T08:00:00Z")).await;
     let renewed = &app.subscriptions(tenant).await[0];
-    assert_eq!(renewed.current_period_end_time, Some(timestamp(at("2028-04-29T08:00:00Z"))));
+    assert_eq!(
+        renewed.current_period_end_time,
+        Some(timestamp(at("2028-04-29T08:00:00Z")))
+    );
 }
 
 #[tokio::test]
@@ -115,12 +131,20 @@ async fn usage_arriving_after_its_period_closed_is_a_late_line_on_the_next_invoi
     let app = TestApp::spawn().await;
     let (tenant, _) = app.subscribed_tenant("pro").await;
     let during = start_time() + chrono::Duration::days(2);
-    app.record_usage(tenant, "marketplace.orders", 1, during, "o-early").await;
+    app.record_usage(tenant, "marketplace.orders", 1, during, "o-early")
+        .await;
     app.advance_to(at("2027-04-15T09:00:00Z")).await;
     let first = app.invoices(tenant).await[0].clone();
     // 300 orders in the closed period, reported late.
     for n in 0..300 {
-        app.record_usage(tenant, "marketplace.orders", 1, during, &format!("late-{n}")).await;
+        app.record_usage(
+            tenant,
+            "marketplace.orders",
+            1,
+            during,
+            &format!("late-{n}"),
+        )
+        .await;
     }
     app.advance_to(at("2027-05-15T09:00:00Z")).await;
     let invoices = app.invoices(tenant).await;
@@ -132,7 +156,10 @@ async fn usage_arriving_after_its_period_closed_is_a_late_line_on_the_next_invoi
         .find(|l| l.description.contains("late usage"))
         .expect("a late usage line");
     // Late usage pays per unit: the closed period's included orders are not given again.
-    assert_eq!((late.quantity, late.unit_amount, late.amount), (300, 10, 3_000));
+    assert_eq!(
+        (late.quantity, late.unit_amount, late.amount),
+        (300, 10, 3_000)
+    );
     let current = invoices[0]
         .line_items
         .iter()
@@ -151,7 +178,14 @@ async fn a_period_close_racing_usage_bills_every_record_exactly_once() {
     let writes = join_all((0..40).map(|n| {
         let app = &app;
         async move {
-            app.record_usage(tenant, "marketplace.orders", 1, during, &format!("race-{n}")).await;
+            app.record_usage(
+                tenant,
+                "marketplace.orders",
+                1,
+                during,
+                &format!("race-{n}"),
+            )
+            .await;
         }
     }));
     let (_, closed) = tokio::join!(writes, jobs.run_due());
@@ -167,33 +201,35 @@ async fn a_period_close_racing_usage_bills_every_record_exactly_once() {
             .unwrap();
     assert_eq!(unbilled, 0, "every record billed");
     // What the close did not see is the next invoice's late usage, and only that.
-    let (seen_late,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM billing.usage_records WHERE invoice_id::text = $1",
-    )
-    .bind(&invoices[0].id)
-    .fetch_one(&admin)
-    .await
-    .unwrap();
+    let (seen_late,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM billing.usage_records WHERE invoice_id::text = $1")
+            .bind(&invoices[0].id)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
     let late_line = invoices[0]
         .line_items
         .iter()
         .find(|l| l.description.contains("late usage"))
         .map_or(0, |l| l.quantity);
     assert_eq!(late_line, seen_late);
-    let (seen_on_time,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM billing.usage_records WHERE invoice_id::text = $1",
-    )
-    .bind(&invoices[1].id)
-    .fetch_one(&admin)
-    .await
-    .unwrap();
+    let (seen_on_time,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM billing.usage_records WHERE invoice_id::text = $1")
+            .bind(&invoices[1].id)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
     assert_eq!(seen_on_time + seen_late, 40);
     let on_time_line = invoices[1]
         .line_items
         .iter()
         .find(|l| l.meter_id == "marketplace.orders")
         .unwrap();
-    assert!(on_time_line.description.starts_with(&format!("marketplace.orders: {seen_on_time} used")));
+    assert!(
+        on_time_line
+            .description
+            .starts_with(&format!("marketplace.orders: {seen_on_time} used"))
+    );
 }
 
 #[tokio::test]
@@ -221,11 +257,15 @@ async fn only_platform_admins_void_and_only_open_invoices() {
         .into_inner();
     assert_eq!(voided.state, pb::InvoiceState::Void as i32);
     assert_status(
-        app.platform_admin().void_invoice(void(tenant, &open.id)).await,
+        app.platform_admin()
+            .void_invoice(void(tenant, &open.id))
+            .await,
         ErrorCode::FailedPrecondition,
     );
     let status = assert_status(
-        app.platform_admin().void_invoice(void(free_tenant, &paid.id)).await,
+        app.platform_admin()
+            .void_invoice(void(free_tenant, &paid.id))
+            .await,
         ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("PAID"), "{status:?}");
@@ -235,7 +275,11 @@ async fn only_platform_admins_void_and_only_open_invoices() {
             .await,
         ErrorCode::NotFound,
     );
-    let voided_events = app.events().await.of_type("billing.invoice.voided", 1).await;
+    let voided_events = app
+        .events()
+        .await
+        .of_type("billing.invoice.voided", 1)
+        .await;
     assert_eq!(voided_events.len(), 1);
 }
 
@@ -268,7 +312,10 @@ async fn invoices_are_listed_newest_first_and_filtered_by_state() {
         .unwrap()
         .into_inner()
         .invoices;
-    assert_eq!(open.iter().map(|i| &i.id).collect::<Vec<_>>(), vec![&all[0].id]);
+    assert_eq!(
+        open.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        vec![&all[0].id]
+    );
     let page = admin
         .clone()
         .list_invoices(pb::ListInvoicesRequest {
@@ -291,7 +338,11 @@ async fn invoices_are_listed_newest_first_and_filtered_by_state() {
         .unwrap()
         .into_inner();
     assert_eq!(got, all[0]);
-    assert_eq!(got.due_time, Some(timestamp(at("2027-05-29T09:00:00Z"))), "14 days' terms");
+    assert_eq!(
+        got.due_time,
+        Some(timestamp(at("2027-05-29T09:00:00Z"))),
+        "14 days' terms"
+    );
 }
 
 #[tokio::test]
@@ -310,7 +361,10 @@ async fn a_same_day_plan_change_charges_each_price_only_for_its_seconds() {
         }),
     };
     app.clock.advance(chrono::Duration::hours(1));
-    app.owner(tenant).update_subscription(change(app.flat_price("pro").await)).await.unwrap();
+    app.owner(tenant)
+        .update_subscription(change(app.flat_price("pro").await))
+        .await
+        .unwrap();
     app.clock.advance(chrono::Duration::hours(1));
     app.owner(tenant)
         .update_subscription(change(app.flat_price("enterprise").await))
@@ -329,14 +383,18 @@ async fn a_same_day_plan_change_charges_each_price_only_for_its_seconds() {
         .collect();
     let expected_total = prorated(2_900, 3_600) + prorated(49_900, full - 7_200);
     assert_eq!(flat.iter().sum::<i64>(), expected_total, "{flat:?}");
-    assert!(expected_total < 49_900, "no price charged for a whole period twice");
+    assert!(
+        expected_total < 49_900,
+        "no price charged for a whole period twice"
+    );
 }
 
 #[tokio::test]
 async fn canceling_immediately_issues_a_prorated_final_invoice() {
     let app = TestApp::spawn().await;
     let (tenant, subscription) = app.subscribed_tenant("pro").await;
-    app.record_usage(tenant, "marketplace.orders", 1, start_time(), "o").await;
+    app.record_usage(tenant, "marketplace.orders", 1, start_time(), "o")
+        .await;
     // 10 of 31 days.
     app.clock.advance(chrono::Duration::days(10));
     app.owner(tenant)
@@ -349,12 +407,23 @@ async fn canceling_immediately_issues_a_prorated_final_invoice() {
         .unwrap();
     let invoices = app.invoices(tenant).await;
     assert_eq!(invoices.len(), 1);
-    let flat = invoices[0].line_items.iter().find(|l| l.meter_id.is_empty()).unwrap();
+    let flat = invoices[0]
+        .line_items
+        .iter()
+        .find(|l| l.meter_id.is_empty())
+        .unwrap();
     assert_eq!(flat.amount, 935, "2,900 x 10/31 = 935.48");
-    assert_eq!(invoices[0].period_end_time, Some(timestamp(start_time() + chrono::Duration::days(10))));
+    assert_eq!(
+        invoices[0].period_end_time,
+        Some(timestamp(start_time() + chrono::Duration::days(10)))
+    );
     // The period's scheduled close finds the subscription ended and issues nothing.
     app.advance_to(at("2027-04-15T09:00:00Z")).await;
     assert_eq!(app.invoices(tenant).await.len(), 1);
-    let canceled = app.events().await.of_type("billing.subscription.canceled", 1).await;
+    let canceled = app
+        .events()
+        .await
+        .of_type("billing.subscription.canceled", 1)
+        .await;
     assert_eq!(canceled.len(), 1);
 }

@@ -32,7 +32,11 @@ async fn an_owner_subscribes_the_tenant_for_one_calendar_month_and_events_follow
     let (tenant, subscription) = app.subscribed_tenant("pro").await;
     assert_eq!(subscription.plan_id, "pro");
     assert_eq!(subscription.state, pb::SubscriptionState::Active as i32);
-    let start = from_timestamp("s", subscription.current_period_start_time.as_ref().unwrap()).unwrap();
+    let start = from_timestamp(
+        "s",
+        subscription.current_period_start_time.as_ref().unwrap(),
+    )
+    .unwrap();
     let end = from_timestamp("e", subscription.current_period_end_time.as_ref().unwrap()).unwrap();
     assert_eq!((start, end), (start_time(), at("2027-04-15T09:00:00Z")));
 
@@ -65,7 +69,9 @@ async fn a_second_live_subscription_is_a_failed_precondition() {
     let (tenant, _) = app.subscribed_tenant("free").await;
     let price = app.flat_price("pro").await;
     assert_status(
-        app.owner(tenant).create_subscription(create(tenant, &price, "")).await,
+        app.owner(tenant)
+            .create_subscription(create(tenant, &price, ""))
+            .await,
         ErrorCode::FailedPrecondition,
     );
 }
@@ -106,7 +112,11 @@ async fn concurrent_creates_with_one_request_id_give_one_subscription_and_the_sa
         .collect();
     assert!(answers.iter().all(|a| a == &answers[0]), "one answer");
     assert_eq!(app.subscriptions(tenant).await.len(), 1);
-    let created = app.events().await.of_type("billing.subscription.created", 1).await;
+    let created = app
+        .events()
+        .await
+        .of_type("billing.subscription.created", 1)
+        .await;
     assert_eq!(created.len(), 1);
 }
 
@@ -142,9 +152,15 @@ async fn a_usage_price_or_an_unknown_price_cannot_be_subscribed_to() {
         .unwrap()
         .into_inner();
     let usage = plan.prices.iter().find(|p| !p.meter_id.is_empty()).unwrap();
-    for price in [usage.id.clone(), uuid::Uuid::now_v7().to_string(), "nope".into()] {
+    for price in [
+        usage.id.clone(),
+        uuid::Uuid::now_v7().to_string(),
+        "nope".into(),
+    ] {
         let status = assert_status(
-            app.owner(tenant).create_subscription(create(tenant, &price, "")).await,
+            app.owner(tenant)
+                .create_subscription(create(tenant, &price, ""))
+                .await,
             ErrorCode::Validation,
         );
         assert_eq!(violated_fields(&status), vec!["subscription.price_id"]);
@@ -158,7 +174,10 @@ async fn admins_read_but_only_owners_change_subscriptions() {
     let price = app.flat_price("pro").await;
     let admin = app.billing(&app.token(tenant, roles::ADMIN));
     assert_status(
-        admin.clone().create_subscription(create(tenant, &price, "")).await,
+        admin
+            .clone()
+            .create_subscription(create(tenant, &price, ""))
+            .await,
         ErrorCode::Authz,
     );
     let subscription = app.subscribe(tenant, "pro").await;
@@ -276,7 +295,10 @@ async fn changing_the_price_moves_the_plan_and_publishes_new_entitlements() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((updated.plan_id.as_str(), updated.price_id.as_str()), ("pro", pro.as_str()));
+    assert_eq!(
+        (updated.plan_id.as_str(), updated.price_id.as_str()),
+        ("pro", pro.as_str())
+    );
     let events = app.events().await;
     let changed = events.of_type("billing.subscription.changed", 1).await;
     let changed: pb::SubscriptionChanged = payload(&changed[0]);
@@ -314,8 +336,16 @@ async fn cancel_at_period_end_keeps_the_subscription_until_its_period_closes() {
     app.advance_to(at("2027-04-15T09:00:00Z")).await;
     let after = app.subscriptions(tenant).await;
     assert_eq!(after[0].state, pb::SubscriptionState::Canceled as i32);
-    assert_eq!(app.invoices(tenant).await.len(), 1, "the last period is invoiced");
-    let canceled = app.events().await.of_type("billing.subscription.canceled", 1).await;
+    assert_eq!(
+        app.invoices(tenant).await.len(),
+        1,
+        "the last period is invoiced"
+    );
+    let canceled = app
+        .events()
+        .await
+        .of_type("billing.subscription.canceled", 1)
+        .await;
     let canceled: pb::SubscriptionCanceled = payload(&canceled[0]);
     assert_eq!(canceled.reason, "period_end");
 }
@@ -329,7 +359,12 @@ async fn a_canceled_subscription_refuses_changes_and_a_new_one_can_start() {
         subscription_id: subscription.id.clone(),
         immediately: true,
     };
-    let canceled = app.owner(tenant).cancel_subscription(cancel.clone()).await.unwrap().into_inner();
+    let canceled = app
+        .owner(tenant)
+        .cancel_subscription(cancel.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(canceled.state, pb::SubscriptionState::Canceled as i32);
     assert_status(
         app.owner(tenant).cancel_subscription(cancel).await,
@@ -369,7 +404,14 @@ async fn entitlements_show_each_limit_with_this_periods_use() {
     app.record_usage(tenant, "ai.tokens", 700, now, "a").await;
     app.record_usage(tenant, "ai.tokens", 300, now, "b").await;
     // Before the period: not this period's use.
-    app.record_usage(tenant, "ai.tokens", 5_000, now - chrono::Duration::days(40), "old").await;
+    app.record_usage(
+        tenant,
+        "ai.tokens",
+        5_000,
+        now - chrono::Duration::days(40),
+        "old",
+    )
+    .await;
     app.record_usage(tenant, "seats", 2, now, "s").await;
     let entitlements = app
         .owner(tenant)
@@ -380,7 +422,10 @@ async fn entitlements_show_each_limit_with_this_periods_use() {
         .unwrap()
         .into_inner();
     assert_eq!(entitlements.plan_id, "free");
-    assert_eq!(entitlements.subscription_state, pb::SubscriptionState::Active as i32);
+    assert_eq!(
+        entitlements.subscription_state,
+        pb::SubscriptionState::Active as i32
+    );
     let used = |feature: &str| {
         entitlements
             .entitlements
@@ -413,5 +458,8 @@ async fn entitlements_show_each_limit_with_this_periods_use() {
         .unwrap()
         .into_inner();
     assert_eq!(fallback.plan_id, "free");
-    assert_eq!(fallback.subscription_state, pb::SubscriptionState::Unspecified as i32);
+    assert_eq!(
+        fallback.subscription_state,
+        pb::SubscriptionState::Unspecified as i32
+    );
 }

@@ -200,16 +200,16 @@ impl TestApp {
     /// A platform administrator with the billing rights the lead adds to the platform role.
     pub fn platform_admin(&self) -> Client {
         self.billing(
-            &self.issuer.token(
-                TokenSpec::any_user().role(roles::PLATFORM_ADMIN).perms(
+            &self
+                .issuer
+                .token(TokenSpec::any_user().role(roles::PLATFORM_ADMIN).perms(
                     roles::PLATFORM_PERMISSIONS.iter().copied().chain([
                         "billing.plan.create",
                         "billing.invoice.void",
                         "billing.subscription.read",
                         "billing.invoice.read",
                     ]),
-                ),
-            ),
+                )),
         )
     }
 

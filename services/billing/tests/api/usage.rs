@@ -38,17 +38,21 @@ async fn twenty_concurrent_records_with_one_key_store_one_record() {
         .into_iter()
         .map(|r| r.expect("recorded").into_inner())
         .collect();
-    assert!(records.iter().all(|r| r == &records[0]), "the first record, every time");
+    assert!(
+        records.iter().all(|r| r == &records[0]),
+        "the first record, every time"
+    );
     let end = start_time() + chrono::Duration::days(1);
     assert_eq!(
         app.usage_of(tenant, "ai.tokens", start_time(), end).await,
         records[0].quantity
     );
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM billing.usage_records WHERE idempotency_key = 'completion-1'")
-            .fetch_one(&app.admin_pool().await)
-            .await
-            .unwrap();
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM billing.usage_records WHERE idempotency_key = 'completion-1'",
+    )
+    .fetch_one(&app.admin_pool().await)
+    .await
+    .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -56,8 +60,12 @@ async fn twenty_concurrent_records_with_one_key_store_one_record() {
 async fn the_same_key_on_another_meter_is_another_record() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
-    let a = app.record_usage(tenant, "ai.tokens", 5, start_time(), "k").await;
-    let b = app.record_usage(tenant, "marketplace.orders", 1, start_time(), "k").await;
+    let a = app
+        .record_usage(tenant, "ai.tokens", 5, start_time(), "k")
+        .await;
+    let b = app
+        .record_usage(tenant, "marketplace.orders", 1, start_time(), "k")
+        .await;
     assert_ne!(a.id, b.id);
 }
 
@@ -67,12 +75,17 @@ async fn only_services_record_usage() {
     let tenant = TenantId::new();
     // An owner's `*` covers the permission's name, yet a person cannot declare usage.
     assert_status(
-        app.owner(tenant).record_usage(usage(tenant, "ai.tokens", 1, "k")).await,
+        app.owner(tenant)
+            .record_usage(usage(tenant, "ai.tokens", 1, "k"))
+            .await,
         ErrorCode::Authz,
     );
     let other_service = app.billing(&app.issuer.token(TokenSpec::service("delivery")));
     assert_status(
-        other_service.clone().record_usage(usage(tenant, "ai.tokens", 1, "k")).await,
+        other_service
+            .clone()
+            .record_usage(usage(tenant, "ai.tokens", 1, "k"))
+            .await,
         ErrorCode::Authz,
     );
 }
@@ -82,7 +95,9 @@ async fn an_unknown_meter_or_a_negative_quantity_is_refused_naming_the_field() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let status = assert_status(
-        app.metering_service().record_usage(usage(tenant, "ai.images", 1, "k")).await,
+        app.metering_service()
+            .record_usage(usage(tenant, "ai.images", 1, "k"))
+            .await,
         ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), vec!["usage_record.meter_id"]);
@@ -90,7 +105,10 @@ async fn an_unknown_meter_or_a_negative_quantity_is_refused_naming_the_field() {
     if let Some(record) = bad.usage_record.as_mut() {
         record.occur_time = None;
     }
-    let status = assert_status(app.metering_service().record_usage(bad).await, ErrorCode::Validation);
+    let status = assert_status(
+        app.metering_service().record_usage(bad).await,
+        ErrorCode::Validation,
+    );
     assert_eq!(
         violated_fields(&status),
         vec![
@@ -108,10 +126,20 @@ async fn summaries_default_to_the_current_period_and_aggregate_per_meter() {
     let now = start_time();
     app.record_usage(tenant, "ai.tokens", 10, now, "t1").await;
     app.record_usage(tenant, "ai.tokens", 15, now, "t2").await;
-    app.record_usage(tenant, "ai.tokens", 1_000, now - chrono::Duration::days(1), "before").await;
-    app.record_usage(tenant, "marketplace.orders", 1, now, "o1").await;
-    app.record_usage(tenant, "marketplace.orders", 1, now, "o2").await;
-    app.record_usage(tenant, "seats", 4, now - chrono::Duration::days(1), "s0").await;
+    app.record_usage(
+        tenant,
+        "ai.tokens",
+        1_000,
+        now - chrono::Duration::days(1),
+        "before",
+    )
+    .await;
+    app.record_usage(tenant, "marketplace.orders", 1, now, "o1")
+        .await;
+    app.record_usage(tenant, "marketplace.orders", 1, now, "o2")
+        .await;
+    app.record_usage(tenant, "seats", 4, now - chrono::Duration::days(1), "s0")
+        .await;
     app.record_usage(tenant, "seats", 2, now, "s1").await;
     app.clock.advance(chrono::Duration::hours(1));
     let summaries = app
@@ -124,8 +152,10 @@ async fn summaries_default_to_the_current_period_and_aggregate_per_meter() {
         .unwrap()
         .into_inner()
         .usage_summaries;
-    let quantities: Vec<(String, i64)> =
-        summaries.iter().map(|s| (s.meter_id.clone(), s.quantity)).collect();
+    let quantities: Vec<(String, i64)> = summaries
+        .iter()
+        .map(|s| (s.meter_id.clone(), s.quantity))
+        .collect();
     assert_eq!(
         quantities,
         vec![

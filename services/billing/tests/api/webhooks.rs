@@ -20,7 +20,12 @@ async fn open_invoice(app: &TestApp) -> (TenantId, pb::Invoice) {
 async fn a_signed_invoice_paid_event_marks_the_invoice_paid_once() {
     let app = TestApp::spawn().await;
     let (tenant, invoice) = open_invoice(&app).await;
-    let body = webhook_body("evt_paid_1", "invoice.paid", &tenant.to_string(), &invoice.id);
+    let body = webhook_body(
+        "evt_paid_1",
+        "invoice.paid",
+        &tenant.to_string(),
+        &invoice.id,
+    );
     let now = app.clock.now();
     let first = app
         .anonymous()
@@ -28,7 +33,10 @@ async fn a_signed_invoice_paid_event_marks_the_invoice_paid_once() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((first.event_id.as_str(), first.duplicate), ("evt_paid_1", false));
+    assert_eq!(
+        (first.event_id.as_str(), first.duplicate),
+        ("evt_paid_1", false)
+    );
     let paid = &app.invoices(tenant).await[0];
     assert_eq!(paid.state, pb::InvoiceState::Paid as i32);
     assert_eq!(paid.amount_paid, paid.total);
@@ -50,12 +58,20 @@ async fn a_signed_invoice_paid_event_marks_the_invoice_paid_once() {
 async fn the_previous_secret_still_verifies_during_a_rotation() {
     let app = TestApp::spawn().await;
     let (tenant, invoice) = open_invoice(&app).await;
-    let body = webhook_body("evt_rotated", "invoice.paid", &tenant.to_string(), &invoice.id);
+    let body = webhook_body(
+        "evt_rotated",
+        "invoice.paid",
+        &tenant.to_string(),
+        &invoice.id,
+    );
     app.anonymous()
         .ingest_webhook(app.webhook(&body, OLD_SECRET, app.clock.now()))
         .await
         .unwrap();
-    assert_eq!(app.invoices(tenant).await[0].state, pb::InvoiceState::Paid as i32);
+    assert_eq!(
+        app.invoices(tenant).await[0].state,
+        pb::InvoiceState::Paid as i32
+    );
 }
 
 #[tokio::test]
@@ -79,23 +95,37 @@ async fn a_wrong_secret_a_stale_timestamp_or_a_changed_body_is_refused_without_e
     );
     let mut tampered = app.webhook(&body, SECRET, now);
     tampered.payload = body.replace("evt_bad", "evt_bad2").into_bytes();
-    assert_status(app.anonymous().ingest_webhook(tampered).await, ErrorCode::Authn);
+    assert_status(
+        app.anonymous().ingest_webhook(tampered).await,
+        ErrorCode::Authn,
+    );
     let mut unsigned = app.webhook(&body, SECRET, now);
     unsigned.signature = "t=1".into();
-    assert_status(app.anonymous().ingest_webhook(unsigned).await, ErrorCode::Authn);
+    assert_status(
+        app.anonymous().ingest_webhook(unsigned).await,
+        ErrorCode::Authn,
+    );
     // Within the tolerance, a signature from 299 s ago still verifies.
     app.anonymous()
         .ingest_webhook(app.webhook(&body, SECRET, now - chrono::Duration::seconds(299)))
         .await
         .unwrap();
-    assert_eq!(app.invoices(tenant).await[0].state, pb::InvoiceState::Paid as i32);
+    assert_eq!(
+        app.invoices(tenant).await[0].state,
+        pb::InvoiceState::Paid as i32
+    );
 }
 
 #[tokio::test]
 async fn a_failed_payment_makes_the_subscription_past_due_and_dunning_gives_up_after_the_grace() {
     let app = TestApp::spawn().await;
     let (tenant, invoice) = open_invoice(&app).await;
-    let body = webhook_body("evt_failed", "invoice.payment_failed", &tenant.to_string(), &invoice.id);
+    let body = webhook_body(
+        "evt_failed",
+        "invoice.payment_failed",
+        &tenant.to_string(),
+        &invoice.id,
+    );
     app.anonymous()
         .ingest_webhook(app.webhook(&body, SECRET, app.clock.now()))
         .await
@@ -106,14 +136,20 @@ async fn a_failed_payment_makes_the_subscription_past_due_and_dunning_gives_up_a
     );
     // Six days later: still in grace.
     app.advance_to(at("2027-04-21T09:00:00Z")).await;
-    assert_eq!(app.invoices(tenant).await[0].state, pb::InvoiceState::Open as i32);
+    assert_eq!(
+        app.invoices(tenant).await[0].state,
+        pb::InvoiceState::Open as i32
+    );
     app.advance_to(at("2027-04-22T09:00:00Z")).await;
     let invoices = app.invoices(tenant).await;
     assert_eq!(invoices[0].state, pb::InvoiceState::Uncollectible as i32);
     let subscription = &app.subscriptions(tenant).await[0];
     assert_eq!(subscription.state, pb::SubscriptionState::Canceled as i32);
     let log = app.events().await;
-    assert_eq!(log.of_type("billing.invoice.uncollectible", 1).await.len(), 1);
+    assert_eq!(
+        log.of_type("billing.invoice.uncollectible", 1).await.len(),
+        1
+    );
     let canceled: pb::SubscriptionCanceled =
         payload(&log.of_type("billing.subscription.canceled", 1).await[0]);
     assert_eq!(canceled.reason, "uncollectible");
@@ -123,7 +159,12 @@ async fn a_failed_payment_makes_the_subscription_past_due_and_dunning_gives_up_a
 async fn a_payment_within_the_grace_period_restores_the_subscription() {
     let app = TestApp::spawn().await;
     let (tenant, invoice) = open_invoice(&app).await;
-    let failed = webhook_body("evt_f", "invoice.payment_failed", &tenant.to_string(), &invoice.id);
+    let failed = webhook_body(
+        "evt_f",
+        "invoice.payment_failed",
+        &tenant.to_string(),
+        &invoice.id,
+    );
     app.anonymous()
         .ingest_webhook(app.webhook(&failed, SECRET, app.clock.now()))
         .await
@@ -139,7 +180,10 @@ async fn a_payment_within_the_grace_period_restores_the_subscription() {
         pb::SubscriptionState::Active as i32
     );
     app.advance_to(at("2027-04-23T09:00:00Z")).await;
-    assert_eq!(app.invoices(tenant).await[0].state, pb::InvoiceState::Paid as i32);
+    assert_eq!(
+        app.invoices(tenant).await[0].state,
+        pb::InvoiceState::Paid as i32
+    );
     assert_eq!(
         app.subscriptions(tenant).await[0].state,
         pb::SubscriptionState::Active as i32
@@ -151,7 +195,10 @@ async fn an_unknown_provider_or_an_unparsable_body_is_refused() {
     let app = TestApp::spawn().await;
     let mut request = app.webhook("{}", SECRET, app.clock.now());
     request.provider = "paypal".into();
-    assert_status(app.anonymous().ingest_webhook(request).await, ErrorCode::Validation);
+    assert_status(
+        app.anonymous().ingest_webhook(request).await,
+        ErrorCode::Validation,
+    );
     assert_status(
         app.anonymous()
             .ingest_webhook(app.webhook("not json", SECRET, app.clock.now()))

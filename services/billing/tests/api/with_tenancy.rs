@@ -54,10 +54,8 @@ async fn a_tenant_created_in_tenancy_gets_the_default_subscription_and_its_owner
         .into_inner();
     let tenant_id = tenant.id.parse().unwrap();
 
-    let subscription = eventually(|| async {
-        app.subscriptions(tenant_id).await.into_iter().next()
-    })
-    .await;
+    let subscription =
+        eventually(|| async { app.subscriptions(tenant_id).await.into_iter().next() }).await;
     assert_eq!(subscription.plan_id, "free");
     assert_eq!(subscription.state, pb::SubscriptionState::Active as i32);
     let seats = eventually(|| async {
@@ -69,7 +67,10 @@ async fn a_tenant_created_in_tenancy_gets_the_default_subscription_and_its_owner
             .await
             .ok()?
             .into_inner();
-        let seats = entitlements.entitlements.into_iter().find(|e| e.feature == "seats")?;
+        let seats = entitlements
+            .entitlements
+            .into_iter()
+            .find(|e| e.feature == "seats")?;
         (seats.used == 1).then_some(seats)
     })
     .await;
