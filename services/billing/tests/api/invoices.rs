@@ -13,8 +13,8 @@ use crate::support::{TestApp, at, start_time};
 
 fn period_of(invoice: &pb::Invoice) -> (prost_types::Timestamp, prost_types::Timestamp) {
     (
-        invoice.period_start_time.clone().unwrap(),
-        invoice.period_end_time.clone().unwrap(),
+        invoice.period_start_time.expect("a period start"),
+        invoice.period_end_time.expect("a period end"),
     )
 }
 
