@@ -31,7 +31,9 @@ struct Bench {
 }
 
 fn start() -> DateTime<Utc> {
-    "2027-03-15T09:00:00Z".parse().unwrap_or_else(|_| Utc::now())
+    "2027-03-15T09:00:00Z"
+        .parse()
+        .unwrap_or_else(|_| Utc::now())
 }
 
 async fn setup() -> anyhow::Result<Bench> {
@@ -119,7 +121,11 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
         let tenant = tenants[n % tenants.len()];
         let tokens = (n % 997) as i64 + 1;
         *expected.entry(tenant).or_default() += tokens;
-        envelopes.push(usage_envelope(tenant, &uuid::Uuid::now_v7().to_string(), tokens));
+        envelopes.push(usage_envelope(
+            tenant,
+            &uuid::Uuid::now_v7().to_string(),
+            tokens,
+        ));
     }
     for n in 0..duplicates {
         envelopes.push(envelopes[n * 19].clone());
@@ -131,7 +137,12 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
         let message = jetstream::message::PublishMessage::build()
             .payload(envelope.encode_to_vec().into())
             .message_id(uuid::Uuid::new_v4().to_string());
-        acks.push(bench.js.send_publish("events.ai.usage.recorded", message).await?);
+        acks.push(
+            bench
+                .js
+                .send_publish("events.ai.usage.recorded", message)
+                .await?,
+        );
     }
     for ack in acks {
         ack.await?;
@@ -139,11 +150,10 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
     let admin = bench.database.admin_pool().await;
     let deadline = Instant::now() + Duration::from_secs(600);
     let (count, total) = loop {
-        let (count, total): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*), sum(quantity)::bigint FROM billing.usage_records",
-        )
-        .fetch_one(&admin)
-        .await?;
+        let (count, total): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), sum(quantity)::bigint FROM billing.usage_records")
+                .fetch_one(&admin)
+                .await?;
         if count as usize >= distinct || Instant::now() > deadline {
             break (count, total.unwrap_or(0));
         }
@@ -183,7 +193,11 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
             ),
         ],
     );
-    bench.running.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    bench
+        .running
+        .stop()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -191,14 +205,14 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
 /// `run_due` closes every period (invoice with usage lines, number, renewal, next job).
 async fn period_close(report: &mut Report, tenants: usize) -> anyhow::Result<()> {
     let bench = setup().await?;
-    let channel = tonic::transport::Channel::from_shared(format!(
-        "http://{}",
-        bench.running.grpc_addr
-    ))?
-    .connect()
-    .await?;
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", bench.running.grpc_addr))?
+            .connect()
+            .await?;
     let price = {
-        let token = bench.issuer.token(TokenSpec::any_user());
+        let token = bench
+            .issuer
+            .token(TokenSpec::any_user().perm("billing.plan.read"));
         let mut request = tonic::Request::new(pb::GetPlanRequest {
             plan_id: "pro".into(),
         });
@@ -257,11 +271,10 @@ async fn period_close(report: &mut Report, tenants: usize) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let elapsed = started.elapsed();
     let admin = bench.database.admin_pool().await;
-    let (invoices, numbers): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT number) FROM billing.invoices",
-    )
-    .fetch_one(&admin)
-    .await?;
+    let (invoices, numbers): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT number) FROM billing.invoices")
+            .fetch_one(&admin)
+            .await?;
     anyhow::ensure!(
         invoices as usize == tenants && numbers == invoices,
         "expected {tenants} numbered invoices, found {invoices} ({numbers} numbers); {ran} jobs ran"
@@ -282,6 +295,10 @@ async fn period_close(report: &mut Report, tenants: usize) -> anyhow::Result<()>
             ),
         ],
     );
-    bench.running.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    bench
+        .running
+        .stop()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
