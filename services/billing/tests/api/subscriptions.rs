@@ -463,3 +463,42 @@ async fn entitlements_show_each_limit_with_this_periods_use() {
         pb::SubscriptionState::Unspecified as i32
     );
 }
+
+#[tokio::test]
+async fn clearing_cancel_at_period_end_renews_the_subscription_as_usual() {
+    let app = TestApp::spawn().await;
+    let (tenant, subscription) = app.subscribed_tenant("pro").await;
+    let set = |value: bool| pb::UpdateSubscriptionRequest {
+        tenant_id: tenant.to_string(),
+        subscription_id: subscription.id.clone(),
+        subscription: Some(pb::Subscription {
+            cancel_at_period_end: value,
+            ..Default::default()
+        }),
+        update_mask: mask(&["cancel_at_period_end"]),
+    };
+    let canceling = app
+        .owner(tenant)
+        .update_subscription(set(true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(canceling.cancel_at_period_end);
+    let resumed = app
+        .owner(tenant)
+        .update_subscription(set(false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!resumed.cancel_at_period_end);
+    app.advance_to(at("2027-04-15T09:00:00Z")).await;
+    let renewed = &app.subscriptions(tenant).await[0];
+    assert_eq!(renewed.state, pb::SubscriptionState::Active as i32);
+    assert_eq!(
+        renewed.current_period_start_time,
+        Some(prost_types::Timestamp {
+            seconds: at("2027-04-15T09:00:00Z").timestamp(),
+            nanos: 0,
+        })
+    );
+}

@@ -215,3 +215,30 @@ async fn an_unknown_provider_or_an_unparsable_body_is_refused() {
         .into_inner();
     assert!(!answer.duplicate);
 }
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_event_have_one_effect() {
+    let app = TestApp::spawn().await;
+    let (tenant, invoice) = open_invoice(&app).await;
+    let body = webhook_body(
+        "evt_raced",
+        "invoice.paid",
+        &tenant.to_string(),
+        &invoice.id,
+    );
+    let now = app.clock.now();
+    let answers = futures::future::join_all((0..8).map(|_| {
+        let mut client = app.anonymous();
+        let request = app.webhook(&body, SECRET, now);
+        async move { client.ingest_webhook(request).await }
+    }))
+    .await;
+    let firsts = answers
+        .into_iter()
+        .map(|a| a.expect("accepted").into_inner())
+        .filter(|a| !a.duplicate)
+        .count();
+    assert_eq!(firsts, 1);
+    let paid = app.events().await.of_type("billing.invoice.paid", 1).await;
+    assert_eq!(paid.len(), 1);
+}
