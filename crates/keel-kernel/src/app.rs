@@ -5,6 +5,7 @@
 //! `main.rs` only loads config, starts telemetry and waits for a signal. Tests call the same
 //! `build` with port 0, so what is tested is what runs.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminServer, OperatorAccess, ReadinessCheck};
 use crate::auth::{AuthLayer, JwtVerifier, PublicPaths};
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::consumer::{Consumer, EventHandler};
 use crate::error::Error;
+use crate::jobs::{JobHandler, JobRunner};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Relay};
 use crate::server::GrpcServer;
@@ -36,6 +39,9 @@ pub struct Platform<S = crate::config::NoSettings> {
     pub js: jetstream::Context,
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
+    /// The time domain code and the job worker go by: the system clock unless a test set one.
+    pub clock: SharedClock,
+    job_handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
     /// Cancelled after the gRPC server has drained: stops the relay and the consumers.
     background_shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
@@ -78,6 +84,8 @@ impl<S> Platform<S> {
             nats: client,
             js,
             metrics,
+            clock: crate::clock::system(),
+            job_handlers: HashMap::new(),
             background_shutdown,
             background,
             admin_routes: axum::Router::new(),
@@ -100,6 +108,17 @@ impl<S> Platform<S> {
         );
         self.background
             .push(tokio::spawn(consumer.run(self.background_shutdown.clone())));
+    }
+
+    /// Run the service on `clock` (tests: a [`crate::clock::TestClock`]). Set it before anything
+    /// that reads `platform.clock` is built.
+    pub fn set_clock(&mut self, clock: SharedClock) {
+        self.clock = clock;
+    }
+
+    /// Run jobs of `kind` with `handler` (see [`crate::jobs`]). The worker starts with `serve`.
+    pub fn job(&mut self, kind: &'static str, handler: Arc<dyn JobHandler>) {
+        self.job_handlers.insert(kind, handler);
     }
 
     /// Serve plain-HTTP routes of the service's own on the admin port (identity's JWKS).
@@ -153,6 +172,16 @@ impl<S> Platform<S> {
             .await
             .map_err(|err| Error::internal(anyhow::anyhow!("{err}")))?;
         let (grpc_addr, admin_addr) = (grpc.local_addr, admin.local_addr);
+        let jobs = JobRunner::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.config.jobs.clone(),
+            self.job_handlers,
+        );
+        let mut background = self.background;
+        background.push(tokio::spawn(
+            jobs.clone().run(self.background_shutdown.clone()),
+        ));
         tracing::info!(%grpc_addr, %admin_addr, service = %self.config.service, "serving");
 
         let shutdown = CancellationToken::new();
@@ -162,7 +191,7 @@ impl<S> Platform<S> {
         let task = tokio::spawn(async move {
             let served = grpc.serve(grpc_shutdown).await;
             self.background_shutdown.cancel();
-            for task in self.background {
+            for task in background {
                 let _ = task.await;
             }
             self.db.close().await;
@@ -173,6 +202,7 @@ impl<S> Platform<S> {
         Ok(Running {
             grpc_addr,
             admin_addr,
+            jobs,
             shutdown,
             task,
         })
@@ -183,6 +213,8 @@ impl<S> Platform<S> {
 pub struct Running {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The service's job worker, for tests to run due jobs now (`jobs.run_due()`).
+    pub jobs: JobRunner,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), Error>>,
 }

@@ -85,6 +85,8 @@ pub struct Config<S = NoSettings> {
     #[serde(default)]
     pub consumer: ConsumerConfig,
     #[serde(default)]
+    pub jobs: JobsConfig,
+    #[serde(default)]
     pub app: S,
 }
 
@@ -287,6 +289,25 @@ impl Default for ConsumerConfig {
     }
 }
 
+/// The durable job worker (`crate::jobs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How often an idle worker looks for due jobs.
+    pub poll_interval_ms: u64,
+    /// A job failing this many times is given up (kept with its last error for an operator).
+    pub max_attempts: i32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            poll_interval_ms: 1_000,
+            max_attempts: 10,
+        }
+    }
+}
+
 impl<S: DeserializeOwned + Validate + Default> Config<S> {
     /// Load from `path`, apply `KEEL__*` overrides from the process environment, validate.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -354,6 +375,18 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
             return Err(ConfigError::invalid(
                 "consumer.max_deliver",
                 "must be at least 1",
+            ));
+        }
+        if self.jobs.max_attempts < 1 {
+            return Err(ConfigError::invalid(
+                "jobs.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if self.jobs.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "jobs.poll_interval_ms",
+                "must be positive",
             ));
         }
         if self.outbox.batch_size < 1 {

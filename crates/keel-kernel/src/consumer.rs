@@ -48,7 +48,7 @@ impl Event {
     }
 }
 
-/// The transaction an event is handled in: scoped to the event's tenant when the envelope names
+/// The transaction an event (or a job, [`crate::jobs::JobTx`]) is handled in: scoped to the event's tenant when the envelope names
 /// one (so the handler's repository calls get the same `&mut TenantTx` a request handler does),
 /// otherwise a plain transaction for global tables.
 pub enum EventTx {
@@ -74,7 +74,7 @@ impl EventTx {
         }
     }
 
-    async fn commit(self) -> Result<(), Error> {
+    pub(crate) async fn commit(self) -> Result<(), Error> {
         match self {
             EventTx::Tenant(tx) => tx.commit().await,
             EventTx::Global(tx) => Ok(tx.commit().await?),

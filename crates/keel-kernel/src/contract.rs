@@ -192,11 +192,13 @@ mod tests {
     }
 
     #[test]
-    fn the_public_methods_are_exactly_identitys_credential_exchanges() {
+    fn the_public_methods_are_identitys_credential_exchanges_and_signed_webhooks() {
         let public: Vec<&str> = public_methods().collect();
         assert_eq!(
             public,
             [
+                // Authenticated by the provider's HMAC signature over the body, not a token.
+                "/billing.v1.BillingService/IngestWebhook",
                 "/identity.v1.AuthService/ExchangeApiKey",
                 "/identity.v1.AuthService/GetJwks",
                 "/identity.v1.AuthService/Login",

@@ -244,6 +244,12 @@ impl Error {
         }
     }
 
+    /// A budget for the period is spent (AI tokens, seats): RESOURCE_EXHAUSTED / 429 like a rate
+    /// limit, but with no `Retry-After`, since waiting seconds does not help.
+    pub fn quota_exhausted(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::RateLimit, message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::Unavailable, message)
     }

@@ -2,13 +2,14 @@
 //!
 //! A service crate holds only its domain (handlers, domain types, SQL, migrations, event
 //! handlers); configuration, telemetry, errors, authentication, tenant-scoped transactions, the
-//! transactional outbox, idempotent consumers and the server bootstrap live here.
+//! transactional outbox, idempotent consumers, durable jobs, idempotent requests, the clock and the server bootstrap live here.
 #![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod contract;
@@ -16,7 +17,9 @@ pub mod db;
 pub mod email;
 pub mod error;
 pub mod grpc;
+pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;

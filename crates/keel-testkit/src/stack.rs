@@ -272,7 +272,8 @@ pub fn config(service: &str, database: DatabaseConfig, nats: NatsConfig) -> Conf
          auth: {{ issuer: keel-test, audience: keel }}\n\
          telemetry: {{ log_level: warn, log_format: pretty }}\n\
          outbox: {{ poll_interval_ms: 200, max_backoff_ms: 500 }}\n\
-         consumer: {{ max_deliver: 3, backoff_ms: [50, 100], ack_wait_ms: 2000 }}\n",
+         consumer: {{ max_deliver: 3, backoff_ms: [50, 100], ack_wait_ms: 2000 }}\n\
+         jobs: {{ poll_interval_ms: 200, max_attempts: 3 }}\n",
         schema = database.schema
     );
     let mut config =
@@ -301,6 +302,7 @@ pub fn config_with<S>(
         telemetry: base.telemetry,
         outbox: base.outbox,
         consumer: base.consumer,
+        jobs: base.jobs,
         app,
     }
 }

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::kernel_v2::clock::{self, SharedClock};
 use keel_kernel::Error;
 use keel_kernel::app::{Platform, Running};
 use keel_kernel::auth::PublicPaths;
+use keel_kernel::clock::{self, SharedClock};
 use keel_kernel::config::Config;
 use keel_kernel::db;
 use keel_proto::billing::v1::billing_service_server::BillingServiceServer;
@@ -34,7 +34,7 @@ pub async fn build_with_clock(
 ) -> Result<Running, Error> {
     let settings = Arc::new(config.app.clone());
     let mut platform = Platform::start(config, &MIGRATIONS).await?;
-    // TODO(kernel-v2): platform.set_clock(clock.clone());
+    platform.set_clock(clock.clone());
     seed_catalogue(&platform.db, &settings).await?;
 
     let context = Arc::new(Context {
@@ -64,8 +64,8 @@ pub async fn build_with_clock(
         handler,
     );
     let jobs = Jobs::new(platform.outbox.clone(), settings, clock);
-    // TODO(kernel-v2): platform.job(...)
-    let _ = (PeriodCloseJob(jobs.clone()), DunningJob(jobs));
+    platform.job(PeriodCloseJob::KIND, Arc::new(PeriodCloseJob(jobs.clone())));
+    platform.job(DunningJob::KIND, Arc::new(DunningJob(jobs)));
 
     // Which methods are public (IngestWebhook: its signature authenticates it) is declared in
     // billing.proto (`keel.v1.access`).

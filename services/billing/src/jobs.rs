@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::kernel_v2::clock::SharedClock;
-use crate::kernel_v2::jobs::{Job, JobHandler, JobTx};
 use futures::future::BoxFuture;
 use keel_kernel::Error;
+use keel_kernel::clock::SharedClock;
+use keel_kernel::jobs::{Job, JobHandler, JobTx};
 use keel_kernel::outbox::Outbox;
 
 use crate::events::Cause;

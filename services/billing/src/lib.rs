@@ -10,7 +10,6 @@ pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod jobs;
-pub mod kernel_v2;
 pub mod ops;
 pub mod repo;
 pub mod settings;

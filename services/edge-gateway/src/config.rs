@@ -135,6 +135,36 @@ pub struct RouteTable {
     /// Refusing suspended tenants and modules a tenant does not have, from tenancy.
     #[serde(default)]
     pub entitlements: Option<EntitlementsConfig>,
+    /// Routes that hand the request body over untouched instead of transcoding JSON: receivers of
+    /// signed callbacks (payment webhooks), whose signature covers the exact bytes.
+    #[serde(default)]
+    pub raw_routes: Vec<RawRoute>,
+}
+
+/// A `POST` route whose body reaches a gRPC method as one `bytes` field, exactly as received.
+/// It carries no user credentials, so its method must be declared public in its proto (the
+/// method authenticates the sender itself, e.g. by an HMAC signature over the body).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Path template, e.g. `/webhooks/payments/{provider}`; each variable sets the request field
+    /// of its name.
+    pub path: String,
+    /// Full method name, e.g. `billing.v1.BillingService.IngestWebhook`.
+    pub rpc: String,
+    /// A key of `upstreams`.
+    pub upstream: String,
+    /// The `bytes` field that receives the body.
+    pub body_field: String,
+    /// Request headers copied into string fields: header name -> field name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Larger bodies are refused with 413 (default: `http.max_body_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// The route's own per-IP policy (default: `rate_limits.public`).
+    #[serde(default)]
+    pub rate_limit: Option<RateSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -463,6 +493,23 @@ fn validate(
             return Err(source.error_at(
                 service,
                 format!("service {service} checks tenants (`module` or `active_tenant`), which needs the `entitlements` section"),
+            ));
+        }
+    }
+    for raw in &routes.raw_routes {
+        if !known(&raw.upstream) {
+            return Err(source.error_at(
+                &raw.upstream,
+                format!(
+                    "raw route {}: upstream `{}` is not defined under `upstreams`",
+                    raw.path, raw.upstream
+                ),
+            ));
+        }
+        if raw.max_body_bytes == Some(0) {
+            return Err(source.error_at(
+                &raw.path,
+                format!("raw route {}: max_body_bytes must be positive", raw.path),
             ));
         }
     }

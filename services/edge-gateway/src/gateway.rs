@@ -267,8 +267,9 @@ impl Gateway {
         limit: &mut Option<Decision>,
     ) -> Result<Response, Problem> {
         let route = &binding.route;
-        if declared_length(&parts.headers).is_some_and(|len| len > self.max_body as u64) {
-            return Err(too_large(self.max_body));
+        let max_body = route.max_body.unwrap_or(self.max_body);
+        if declared_length(&parts.headers).is_some_and(|len| len > max_body as u64) {
+            return Err(too_large(max_body));
         }
         if (route.public || presents_credential(&parts.headers))
             && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
@@ -332,8 +333,8 @@ impl Gateway {
                 )
                 .await?;
         }
-        let body = read_body(body, self.max_body).await?;
-        if !body.is_empty() && !matches!(binding.body, BodyRule::None) {
+        let body = read_body(body, max_body).await?;
+        if !body.is_empty() && matches!(binding.body, BodyRule::All | BodyRule::Field(_)) {
             check_content_type(&parts.headers)?;
         }
         let message = transcode::request(
@@ -342,6 +343,7 @@ impl Gateway {
                 captures: &captures,
                 query: parts.uri.query(),
                 body: &body,
+                headers: &parts.headers,
             },
         )?;
         let metadata =

@@ -172,7 +172,18 @@ fn operation(
         }
         parameters.push(parameter);
     }
-    if !matches!(binding.body, BodyRule::All) {
+    if let BodyRule::Raw { headers, .. } = &binding.body {
+        for (header, field) in headers {
+            let mut parameter = json!({
+                "name": header.as_str(), "in": "header", "required": false,
+                "schema": { "type": "string" },
+            });
+            if let Some(description) = field_comment(field) {
+                parameter["description"] = Value::String(description);
+            }
+            parameters.push(parameter);
+        }
+    } else if !matches!(binding.body, BodyRule::All) {
         let mut excluded: Vec<Vec<FieldDescriptor>> = binding.path_fields.clone();
         if let BodyRule::Field(field) = &binding.body {
             excluded.push(vec![field.clone()]);
@@ -197,7 +208,18 @@ fn operation(
             }
         }
         BodyRule::Field(field) => Some(field_schema(field, schemas)),
+        BodyRule::Raw { .. } => None,
     };
+    if let BodyRule::Raw { field, .. } = &binding.body {
+        let mut body = json!({
+            "required": true,
+            "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
+        });
+        if let Some(description) = field_comment(field) {
+            body["description"] = Value::String(description);
+        }
+        op.insert("requestBody".into(), body);
+    }
     if let Some(schema) = body_schema {
         op.insert(
             "requestBody".into(),

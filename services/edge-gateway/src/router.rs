@@ -14,9 +14,9 @@ use http::uri::PathAndQuery;
 use keel_kernel::contract;
 use keel_proto::google::api::HttpRule;
 use keel_proto::google::api::http_rule::Pattern;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MethodDescriptor};
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
 
-use crate::config::{ConfigError, RateSpec, RouteTable, Source};
+use crate::config::{ConfigError, RateSpec, RawRoute, RouteTable, Source};
 use crate::descriptors::http_rule;
 use crate::template::{PathTemplate, Segment, decode_all};
 use crate::transcode::{field_by_name, is_scalar_message};
@@ -42,6 +42,8 @@ pub struct Route {
     pub active_tenant: bool,
     /// A policy of the route's own, with the name of its buckets.
     pub rate_limit: Option<(Arc<str>, RateSpec)>,
+    /// A body limit of the route's own (raw routes), instead of `http.max_body_bytes`.
+    pub max_body: Option<usize>,
 }
 
 impl Route {
@@ -58,6 +60,12 @@ pub enum BodyRule {
     All,
     /// `body: "field"`: that field is the body; the rest not in the path comes from the query.
     Field(FieldDescriptor),
+    /// A raw route (`raw_routes` in the table): the body's exact bytes go into this `bytes`
+    /// field, untouched; the listed headers go into string fields; no query parameters.
+    Raw {
+        field: FieldDescriptor,
+        headers: Vec<(http::HeaderName, FieldDescriptor)>,
+    },
 }
 
 /// One HTTP binding of a route (its rule or one of its `additional_bindings`).
@@ -175,6 +183,7 @@ impl Router {
                     module: service_route.module.clone(),
                     active_tenant: service_route.active_tenant || service_route.module.is_some(),
                     rate_limit,
+                    max_body: None,
                     method: method.clone(),
                 });
                 let rules = std::iter::once(&rule).chain(rule.additional_bindings.iter());
@@ -187,6 +196,14 @@ impl Router {
                         .map_err(|message| source.error_at(service_name, message))?;
                 }
             }
+        }
+        for raw in &table.raw_routes {
+            let binding = raw_binding(pool, raw).map_err(|message| {
+                source.error_at(&raw.path, format!("raw route {}: {message}", raw.path))
+            })?;
+            router
+                .insert(binding)
+                .map_err(|message| source.error_at(&raw.path, message))?;
         }
         Ok(router)
     }
@@ -325,7 +342,44 @@ fn compile(route: Arc<Route>, rule: &HttpRule, additional: usize) -> Result<Bind
     let template = PathTemplate::parse(path).map_err(|err| err.to_string())?;
     let input = route.method.input();
     let output = route.method.output();
-    let mut path_fields = Vec::with_capacity(template.variables.len());
+    let path_fields = path_fields(&template, &input)?;
+    let body = match rule.body.as_str() {
+        "" => BodyRule::None,
+        "*" => BodyRule::All,
+        name => BodyRule::Field(
+            field_by_name(&input, name)
+                .ok_or_else(|| format!("body field `{name}` is not in {}", input.full_name()))?,
+        ),
+    };
+    let response_body =
+        match rule.response_body.as_str() {
+            "" => None,
+            name => Some(output.get_field_by_name(name).ok_or_else(|| {
+                format!("response_body `{name}` is not in {}", output.full_name())
+            })?),
+        };
+    let tenant_var = template
+        .variables
+        .iter()
+        .position(|v| v.field_path.len() == 1 && v.field_path[0] == "tenant_id");
+    Ok(Binding {
+        route,
+        http_method,
+        template,
+        body,
+        response_body,
+        path_fields,
+        tenant_var,
+        additional,
+    })
+}
+
+/// The field chain each path variable of `template` sets in `input`.
+fn path_fields(
+    template: &PathTemplate,
+    input: &MessageDescriptor,
+) -> Result<Vec<Vec<FieldDescriptor>>, String> {
+    let mut fields = Vec::with_capacity(template.variables.len());
     for variable in &template.variables {
         let mut chain = Vec::new();
         let mut message = input.clone();
@@ -362,35 +416,91 @@ fn compile(route: Arc<Route>, rule: &HttpRule, additional: usize) -> Result<Bind
             }
             chain.push(field);
         }
-        path_fields.push(chain);
+        fields.push(chain);
     }
-    let body = match rule.body.as_str() {
-        "" => BodyRule::None,
-        "*" => BodyRule::All,
-        name => BodyRule::Field(
-            field_by_name(&input, name)
-                .ok_or_else(|| format!("body field `{name}` is not in {}", input.full_name()))?,
-        ),
-    };
-    let response_body =
-        match rule.response_body.as_str() {
-            "" => None,
-            name => Some(output.get_field_by_name(name).ok_or_else(|| {
-                format!("response_body `{name}` is not in {}", output.full_name())
-            })?),
-        };
-    let tenant_var = template
-        .variables
-        .iter()
-        .position(|v| v.field_path.len() == 1 && v.field_path[0] == "tenant_id");
+    Ok(fields)
+}
+
+/// Compile a raw route: a public method, a `bytes` body field, string header fields.
+fn raw_binding(pool: &DescriptorPool, raw: &RawRoute) -> Result<Binding, String> {
+    let (service_name, method_name) = raw.rpc.rsplit_once('.').ok_or_else(|| {
+        format!(
+            "`{}` is not a full method name (package.Service.Method)",
+            raw.rpc
+        )
+    })?;
+    let service = pool
+        .get_service_by_name(service_name)
+        .ok_or_else(|| format!("no gRPC service `{service_name}` in the descriptors"))?;
+    let method = service
+        .methods()
+        .find(|m| m.name() == method_name)
+        .ok_or_else(|| format!("{service_name} has no method `{method_name}`"))?;
+    if method.is_client_streaming() || method.is_server_streaming() {
+        return Err(format!("{} must be unary", raw.rpc));
+    }
+    let access = contract::access(&method)
+        .map_err(|err| err.to_string())?
+        .unwrap_or_default();
+    if !access.public {
+        return Err(format!(
+            "{} is not public: a raw route carries no user credentials, so its method must declare `(keel.v1.access) = {{ public: true }}` and authenticate the sender itself",
+            raw.rpc
+        ));
+    }
+    let input = method.input();
+    let field = input
+        .get_field_by_name(&raw.body_field)
+        .filter(|f| f.kind() == Kind::Bytes && !f.is_list())
+        .ok_or_else(|| {
+            format!(
+                "body_field `{}` is not a bytes field of {}",
+                raw.body_field,
+                input.full_name()
+            )
+        })?;
+    let mut headers = Vec::with_capacity(raw.headers.len());
+    for (header, name) in &raw.headers {
+        let header = http::HeaderName::from_bytes(header.as_bytes())
+            .map_err(|_| format!("`{header}` is not a header name"))?;
+        let target = input
+            .get_field_by_name(name)
+            .filter(|f| f.kind() == Kind::String && !f.is_list())
+            .ok_or_else(|| {
+                format!(
+                    "header field `{name}` is not a string field of {}",
+                    input.full_name()
+                )
+            })?;
+        headers.push((header, target));
+    }
+    let template = PathTemplate::parse(&raw.path).map_err(|err| err.to_string())?;
+    let path_fields = path_fields(&template, &input)?;
+    let grpc_path = format!("/{}/{}", service.full_name(), method.name());
+    let route = Arc::new(Route {
+        id: method.full_name().to_owned(),
+        grpc_path: PathAndQuery::try_from(grpc_path.as_str())
+            .map_err(|_| format!("`{grpc_path}` is not a valid gRPC path"))?,
+        upstream: raw.upstream.clone(),
+        public: true,
+        permission: None,
+        tenant_match: false,
+        module: None,
+        active_tenant: false,
+        rate_limit: raw
+            .rate_limit
+            .map(|spec| (Arc::from(raw.path.as_str()), spec)),
+        max_body: raw.max_body_bytes,
+        method: method.clone(),
+    });
     Ok(Binding {
         route,
-        http_method,
+        http_method: Method::POST,
         template,
-        body,
-        response_body,
+        body: BodyRule::Raw { field, headers },
+        response_body: None,
         path_fields,
-        tenant_var,
-        additional,
+        tenant_var: None,
+        additional: 0,
     })
 }

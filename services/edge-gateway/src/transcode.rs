@@ -59,11 +59,15 @@ pub struct Incoming<'a> {
     pub captures: &'a [(&'a Variable, String)],
     pub query: Option<&'a str>,
     pub body: &'a [u8],
+    pub headers: &'a http::HeaderMap,
 }
 
 /// The request message for `binding`.
 pub fn request(binding: &Binding, incoming: &Incoming<'_>) -> Result<DynamicMessage, Problem> {
     let input = binding.route.method.input();
+    if let BodyRule::Raw { field, headers } = &binding.body {
+        return raw_request(binding, incoming, field, headers);
+    }
     let body = trim_ascii(incoming.body);
     let mut message = match &binding.body {
         BodyRule::None if !body.is_empty() => {
@@ -72,6 +76,7 @@ pub fn request(binding: &Binding, incoming: &Incoming<'_>) -> Result<DynamicMess
         BodyRule::None => DynamicMessage::new(input),
         BodyRule::All if body.is_empty() => DynamicMessage::new(input),
         BodyRule::All => parse_message(input, body, "")?,
+        BodyRule::Raw { .. } => DynamicMessage::new(input),
         BodyRule::Field(field) => {
             let mut message = DynamicMessage::new(input.clone());
             if !body.is_empty() {
@@ -97,6 +102,41 @@ pub fn request(binding: &Binding, incoming: &Incoming<'_>) -> Result<DynamicMess
     }
     if let Some(query) = incoming.query.filter(|q| !q.is_empty()) {
         apply_query(binding, &mut message, query)?;
+    }
+    Ok(message)
+}
+
+/// A raw route's message: the body's exact bytes, the mapped headers, the path variables.
+fn raw_request(
+    binding: &Binding,
+    incoming: &Incoming<'_>,
+    body_field: &FieldDescriptor,
+    headers: &[(http::HeaderName, FieldDescriptor)],
+) -> Result<DynamicMessage, Problem> {
+    if incoming.query.is_some_and(|q| !q.is_empty()) {
+        return Err(Problem::bad_request(
+            "this endpoint takes no query parameters",
+        ));
+    }
+    let mut message = DynamicMessage::new(binding.route.method.input());
+    message.set_field(
+        body_field,
+        Value::Bytes(bytes::Bytes::copy_from_slice(incoming.body)),
+    );
+    for (header, field) in headers {
+        if let Some(value) = incoming.headers.get(header) {
+            let text = value
+                .to_str()
+                .map_err(|_| Problem::invalid_field(header.as_str(), "must be visible ASCII"))?;
+            message.set_field(field, Value::String(text.to_owned()));
+        }
+    }
+    for ((variable, text), chain) in incoming.captures.iter().zip(&binding.path_fields) {
+        let Some(leaf) = chain.last() else { continue };
+        let value = parse_scalar(&leaf.kind(), text).map_err(|description| {
+            Problem::invalid_field(variable.dotted(), format!("in the URL path {description}"))
+        })?;
+        set(&mut message, chain, value);
     }
     Ok(message)
 }

@@ -81,6 +81,12 @@ pub mod roles {
         "tenancy.tenant.suspend",
         "tenancy.tenant.reactivate",
         "tenancy.tenant.read",
+        // The global plan catalogue and invoices of any tenant (billing).
+        "billing.plan.create",
+        "billing.invoice.void",
+        "billing.subscription.read",
+        "billing.invoice.read",
+        "billing.usage.read",
         // The admin port's dead-letter endpoints (`admin::OPERATOR_PERMISSION`).
         "platform.dead_letter.manage",
     ];

@@ -16,6 +16,9 @@ pub struct RequestMeta {
     /// peer address.
     pub client_ip: String,
     pub user_agent: String,
+    /// The client's `Idempotency-Key` header, forwarded by the edge gateway
+    /// ([`crate::idempotency`]); a request's own `request_id` field takes precedence.
+    pub idempotency_key: Option<String>,
 }
 
 const MAX_USER_AGENT_LEN: usize = 256;
@@ -49,6 +52,7 @@ impl RequestMeta {
             user_agent: header("user-agent")
                 .map(|agent| agent.chars().take(MAX_USER_AGENT_LEN).collect())
                 .unwrap_or_default(),
+            idempotency_key: header(crate::idempotency::IDEMPOTENCY_KEY_HEADER).map(str::to_owned),
         }
     }
 }

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::kernel_v2::clock::SharedClock;
 use futures::future::BoxFuture;
+use keel_kernel::clock::SharedClock;
 use keel_kernel::consumer::{Event, EventHandler, EventTx};
 use keel_kernel::grpc::from_timestamp;
 use keel_kernel::outbox::Outbox;

@@ -1,10 +1,10 @@
 //! BillingService: the catalogue, subscriptions, usage, invoices, entitlements and webhooks.
 
-use crate::kernel_v2::idempotency::{Claim, IdempotencyKey, Scope};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use keel_kernel::auth::PrincipalKind;
 use keel_kernel::grpc::paging::{TimeId, page_in_memory, split_page};
 use keel_kernel::grpc::{PageSize, PageToken, from_timestamp};
+use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
 use keel_kernel::{Caller, Error, TenantId, Violations, db};
 use keel_proto::billing::v1 as pb;
 use keel_proto::billing::v1::billing_service_server::BillingService;

@@ -21,7 +21,7 @@ pub mod convert;
 
 use std::sync::Arc;
 
-use crate::kernel_v2::clock::SharedClock;
+use keel_kernel::clock::SharedClock;
 use keel_kernel::outbox::Outbox;
 use sqlx::PgPool;
 

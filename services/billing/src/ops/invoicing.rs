@@ -1,9 +1,9 @@
 //! Period close, invoices, payments and dunning.
 
-use crate::kernel_v2::jobs::{self, NewJob};
 use chrono::{DateTime, Utc};
 use keel_kernel::Error;
 use keel_kernel::db::TenantTx;
+use keel_kernel::jobs::{self, NewJob};
 use serde::{Deserialize, Serialize};
 
 use super::subscriptions::{self, PeriodClose};

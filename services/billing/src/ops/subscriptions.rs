@@ -1,8 +1,8 @@
 //! Subscribing, changing the price, canceling; and the entitlements event each publishes.
 
-use crate::kernel_v2::jobs::{self, NewJob};
 use chrono::{DateTime, SubsecRound, Utc};
 use keel_kernel::db::TenantTx;
+use keel_kernel::jobs::{self, NewJob};
 use keel_kernel::{Error, TenantId};
 use serde::{Deserialize, Serialize};
 

@@ -223,6 +223,8 @@ fn the_shipped_configuration_routes_every_annotated_method() {
         "tenancy.v1.TenantService.CreateTenant",
         "tenancy.v1.MembershipService.AcceptInvitation",
         "tenancy.v1.ModuleService.GetEntitlements",
+        "billing.v1.BillingService.GetInvoice",
+        "ai.v1.AiService.StreamComplete",
     ] {
         assert!(ids.contains(&method), "{method} is routed");
     }
@@ -244,6 +246,8 @@ fn the_shipped_configuration_routes_every_annotated_method() {
             "identity.v1.AuthService.Refresh",
             "identity.v1.AuthService.VerifyEmail",
             "identity.v1.AuthService.GetJwks",
+            // The payment webhook's raw route: signed by the provider, no user credentials.
+            "billing.v1.BillingService.IngestWebhook",
         ]
     );
 }

@@ -27,6 +27,10 @@ pub const SERVICE_ONLY: &[(&str, &str)] = &[
         "tenancy.invitation_token.issue",
         "Issue invitation tokens for delivery (tenancy)",
     ),
+    (
+        "billing.usage.record",
+        "Record metered usage synchronously (billing)",
+    ),
 ];
 
 /// Every permission a role or API key can grant, with what it allows.

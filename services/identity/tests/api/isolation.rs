@@ -80,7 +80,10 @@ async fn every_tenant_table_has_row_level_security_led_by_tenant_id() {
     .fetch_one(&admin)
     .await
     .unwrap();
-    assert_eq!(tables, 4, "role_bindings, roles, api_keys, audit_log");
+    assert_eq!(
+        tables, 5,
+        "role_bindings, roles, api_keys, audit_log and the kernel's idempotency_keys"
+    );
 }
 
 #[tokio::test]

@@ -411,7 +411,7 @@ async fn every_tenant_table_follows_the_row_level_security_convention() {
     let (checked,): (i64,) = sqlx::query_as(
         "SELECT count(DISTINCT c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' \
-          WHERE n.nspname = 'tenancy' AND c.relkind = 'r' AND c.relname NOT IN ('outbox')",
+          WHERE n.nspname = 'tenancy' AND c.relkind = 'r' AND c.relname NOT IN ('outbox', 'jobs', 'idempotency_keys')",
     )
     .fetch_one(&admin)
     .await
