@@ -197,19 +197,14 @@ impl TestApp {
         self.billing(&self.token(tenant, roles::OWNER))
     }
 
-    /// A platform administrator with the billing rights the lead adds to the platform role.
+    /// A platform administrator: the platform role's permissions on a token scoped to no tenant.
     pub fn platform_admin(&self) -> Client {
         self.billing(
-            &self
-                .issuer
-                .token(TokenSpec::any_user().role(roles::PLATFORM_ADMIN).perms(
-                    roles::PLATFORM_PERMISSIONS.iter().copied().chain([
-                        "billing.plan.create",
-                        "billing.invoice.void",
-                        "billing.subscription.read",
-                        "billing.invoice.read",
-                    ]),
-                )),
+            &self.issuer.token(
+                TokenSpec::any_user()
+                    .role(roles::PLATFORM_ADMIN)
+                    .perms(roles::PLATFORM_PERMISSIONS.iter().copied()),
+            ),
         )
     }
 
