@@ -132,20 +132,24 @@ async fn usage_ingestion(report: &mut Report, events: usize) -> anyhow::Result<(
     }
     let expected_total: i64 = expected.values().sum();
     let started = Instant::now();
-    let mut acks = Vec::with_capacity(envelopes.len());
-    for envelope in &envelopes {
-        let message = jetstream::message::PublishMessage::build()
-            .payload(envelope.encode_to_vec().into())
-            .message_id(uuid::Uuid::new_v4().to_string());
-        acks.push(
-            bench
-                .js
-                .send_publish("events.ai.usage.recorded", message)
-                .await?,
-        );
-    }
-    for ack in acks {
-        ack.await?;
+    // Acks are awaited per 1,000: the client caps the publishes in flight, and waiting for all of
+    // them only at the end would stall at that cap.
+    for chunk in envelopes.chunks(1_000) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for envelope in chunk {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(envelope.encode_to_vec().into())
+                .message_id(uuid::Uuid::new_v4().to_string());
+            acks.push(
+                bench
+                    .js
+                    .send_publish("events.ai.usage.recorded", message)
+                    .await?,
+            );
+        }
+        for ack in acks {
+            ack.await?;
+        }
     }
     let admin = bench.database.admin_pool().await;
     let deadline = Instant::now() + Duration::from_secs(600);
