@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod ai;
+mod billing;
 mod events;
 mod gateway;
 mod identity;
@@ -35,6 +36,12 @@ async fn main() -> anyhow::Result<()> {
         &mut report,
         if quick { 200 } else { 2_000 },
         if quick { 10 } else { 100 },
+        if quick { 100 } else { 1_000 },
+    )
+    .await?;
+    billing::usage_and_period_close(
+        &mut report,
+        if quick { 2_000 } else { 20_000 },
         if quick { 100 } else { 1_000 },
     )
     .await?;

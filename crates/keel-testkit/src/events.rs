@@ -85,6 +85,60 @@ impl EventLog {
         }
     }
 
+    /// Publish an event as another context's outbox relay would (`source` is that context), so a
+    /// consumer under test receives exactly what production sends. Returns the envelope, whose
+    /// `event_id` is also the JetStream message id; publish it again with
+    /// [`EventLog::publish_envelope`] to test a redelivery.
+    pub async fn publish<M: prost::Name>(
+        &self,
+        source: &str,
+        event_type: &str,
+        tenant: &str,
+        version: i64,
+        payload: &M,
+    ) -> EventEnvelope {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let now = chrono::Utc::now();
+        let envelope = EventEnvelope {
+            event_id: event_id.clone(),
+            event_type: event_type.into(),
+            tenant_id: tenant.into(),
+            aggregate_type: event_type.split('.').nth(1).unwrap_or_default().into(),
+            aggregate_id: tenant.into(),
+            aggregate_version: version,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: now.timestamp(),
+                nanos: now.timestamp_subsec_nanos() as i32,
+            }),
+            actor: Some(keel_proto::events::v1::Actor {
+                kind: keel_proto::events::v1::actor::Kind::System as i32,
+                id: source.into(),
+            }),
+            correlation_id: event_id.clone(),
+            causation_id: String::new(),
+            trace_context: Default::default(),
+            payload: Some(prost_types::Any::from_msg(payload).expect("payload encodes")),
+            source: source.into(),
+        };
+        self.publish_envelope(&envelope).await;
+        envelope
+    }
+
+    /// Publish `envelope` on `events.<event_type>`. A second publish of one envelope within the
+    /// stream's duplicate window is dropped by JetStream (message id = event id), as a relay's
+    /// retry would be; a consumer's own dedupe is tested by redelivery, not by this.
+    pub async fn publish_envelope(&self, envelope: &EventEnvelope) {
+        let message = jetstream::message::PublishMessage::build()
+            .payload(envelope.encode_to_vec().into())
+            .message_id(envelope.event_id.clone());
+        self.js
+            .send_publish(format!("events.{}", envelope.event_type), message)
+            .await
+            .expect("publish")
+            .await
+            .expect("publish acknowledged");
+    }
+
     /// How many messages the stream holds now (0 if it does not exist yet).
     pub async fn count(&self) -> u64 {
         match self.js.get_stream(STREAM).await {

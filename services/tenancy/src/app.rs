@@ -12,6 +12,7 @@ use keel_proto::tenancy::v1::module_service_server::ModuleServiceServer;
 use keel_proto::tenancy::v1::tenant_service_server::TenantServiceServer;
 use sqlx::migrate::Migrator;
 
+use crate::events;
 use crate::grpc::{Context, Memberships, Modules, Tenants};
 use crate::settings::Settings;
 
@@ -27,6 +28,12 @@ pub async fn build(config: Config<Settings>) -> Result<Running, Error> {
         outbox: platform.outbox.clone(),
         settings,
     });
+    // The plan in force (billing's entitlements) decides the tenant's modules.
+    platform.consume(
+        events::billing::CONSUMER,
+        events::billing::SUBJECTS,
+        Arc::new(events::billing::BillingEvents::new(platform.outbox.clone())),
+    );
     // Every tenancy method needs a token: even the catalogue and "my tenants" are per caller.
     let server = platform
         .grpc_server(platform.jwt_verifier()?, PublicPaths::standard())

@@ -78,6 +78,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("marketplace.order.read", "Read orders"),
     ("marketplace.order.create", "Place orders"),
     ("marketplace.order.update", "Change orders"),
+    (
+        "marketplace.order.read_all",
+        "Read every buyer's orders and offers",
+    ),
     ("marketplace.dispute.read", "Read disputes"),
     ("marketplace.dispute.create", "Open disputes"),
     ("marketplace.dispute.resolve", "Resolve disputes"),

@@ -9,6 +9,7 @@ use keel_kernel::auth::any_matches;
 use keel_kernel::db::{self, TenantTx};
 use keel_kernel::grpc::paging::{self, PageSize, PageToken, TimeId};
 use keel_kernel::grpc::{from_timestamp, timestamp};
+use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
 use keel_kernel::{Caller, Error, Violations};
 use keel_proto::identity::v1 as pb;
 
@@ -58,11 +59,24 @@ impl Access {
         // A key can never do more than its creator.
         require_all(caller, &scopes)?;
 
+        let retry_key = IdempotencyKey::from_request(
+            "identity.CreateApiKey",
+            Scope::Tenant(tenant),
+            "",
+            &caller.meta,
+            &request,
+        )?;
         let id = ApiKeyId::new();
         let secret = secrets::new_api_key_secret(id);
         let prefix = secrets::api_key_prefix(id);
         let created_by = &caller.claims.sub;
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
+        if let Some(retry_key) = &retry_key
+            && let Claim::Replay(first) = retry_key.claim::<pb::ApiKey>(&mut tx).await?
+        {
+            // The same key as the first call, without its secret: secrets are stored only hashed.
+            return Ok(first);
+        }
         let created = api_keys::create(
             &mut tx,
             NewApiKey {
@@ -99,6 +113,11 @@ impl Access {
             .with("name", created.name.clone())
             .with("scopes", scopes.join(" "));
         audit::record_tenant(&mut tx, &entry).await?;
+        if let Some(retry_key) = &retry_key {
+            retry_key
+                .complete(&mut tx, &convert::api_key(&created, None))
+                .await?;
+        }
         tx.commit().await?;
         Ok(convert::api_key(&created, Some(secret)))
     }

@@ -367,3 +367,59 @@ async fn a_suspended_tenants_api_keys_stop_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_create_one_key_and_never_replay_its_secret() {
+    let app = TestApp::spawn().await;
+    let (_, tenant, scoped) = app.owner_of_new_tenant(&unique_email("owner")).await;
+    let attempts = (0..8).map(|_| {
+        let mut access = app.access();
+        let mut request = bearer(
+            new_key(&tenant.to_string(), "deploys", &["delivery.task.read"]),
+            &scoped.access_token,
+        );
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "ci-key-1".parse().expect("ascii"));
+        tokio::spawn(async move { access.create_api_key(request).await })
+    });
+    let answers: Vec<pb::ApiKey> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("joined").expect("answered").into_inner())
+        .collect();
+    assert!(answers.iter().all(|key| key.id == answers[0].id), "one key");
+    let with_secret = answers.iter().filter(|key| !key.secret.is_empty()).count();
+    assert_eq!(
+        with_secret, 1,
+        "only the call that made the key shows its secret"
+    );
+
+    let listed = app
+        .access()
+        .list_api_keys(bearer(
+            pb::ListApiKeysRequest {
+                tenant_id: tenant.to_string(),
+                ..Default::default()
+            },
+            &scoped.access_token,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.api_keys.len(), 1);
+    let secret = answers
+        .iter()
+        .find(|key| !key.secret.is_empty())
+        .map(|key| key.secret.clone())
+        .unwrap_or_default();
+    let admin = app.admin_pool().await;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM identity.idempotency_keys WHERE position($1::bytea in response) > 0",
+    )
+    .bind(secret.as_bytes())
+    .fetch_one(&admin)
+    .await
+    .expect("count");
+    assert_eq!(stored, 0, "no secret is stored with the answer");
+}

@@ -10,8 +10,8 @@
 //! - `tenancy.invitation.created`: aggregate id = invitation id, version 1.
 //!
 //! Payloads are built here from domain types (never from the API's messages), so what is
-//! published depends on the domain, not on how the API happens to render it. Tenancy consumes no
-//! events yet; a consumer would live here too, as an `EventHandler` taking `&mut EventTx`.
+//! published depends on the domain, not on how the API happens to render it. Tenancy consumes
+//! billing's entitlements (`billing.rs`): the plan in force decides the tenant's modules.
 
 use keel_kernel::grpc::timestamp;
 use keel_kernel::outbox::NewEvent;
@@ -19,6 +19,8 @@ use keel_kernel::{Actor, Caller, Error, TenantId, UserId};
 use keel_proto::tenancy::v1 as pb;
 
 use crate::domain::{Invitation, Membership, ModuleName, Role, Tenant};
+
+pub mod billing;
 
 pub const TENANT_CREATED: &str = "tenancy.tenant.created";
 pub const TENANT_APPROVED: &str = "tenancy.tenant.approved";
@@ -196,6 +198,19 @@ pub fn module_toggled(
     version: i64,
     caller: &Caller,
 ) -> Result<NewEvent, Error> {
+    Ok(caused_by(
+        module_event(tenant, module, enabled, version)?,
+        caller,
+    ))
+}
+
+/// A module turned on or off, with no actor yet (a request's or a consumer's adds it).
+fn module_event(
+    tenant: TenantId,
+    module: &ModuleName,
+    enabled: bool,
+    version: i64,
+) -> Result<NewEvent, Error> {
     let event = if enabled {
         let payload = pb::ModuleEnabled {
             tenant_id: tenant.to_string(),
@@ -209,5 +224,5 @@ pub fn module_toggled(
         };
         NewEvent::new(MODULE_DISABLED, tenant, &payload)?
     };
-    Ok(caused_by(event.tenant(tenant).version(version), caller))
+    Ok(event.tenant(tenant).version(version))
 }

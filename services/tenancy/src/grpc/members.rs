@@ -5,6 +5,7 @@ use keel_kernel::auth::PrincipalKind;
 use keel_kernel::db::TenantTx;
 use keel_kernel::grpc::paging::{TimeId, split_page};
 use keel_kernel::grpc::{PageSize, PageToken};
+use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
 use keel_kernel::{Caller, Error, ErrorCode, TenantId, UserId, db};
 use keel_proto::tenancy::v1 as pb;
 use keel_proto::tenancy::v1::membership_service_server::MembershipService;
@@ -50,12 +51,26 @@ impl Memberships {
         caller: &Caller,
         request: pb::CreateInvitationRequest,
     ) -> Result<pb::Invitation, Error> {
+        let hashed = request.clone();
         let input = NewInvitationInput::try_from(request)?;
         let tenant = caller.tenant_with(input.tenant, permissions::INVITATION_CREATE)?;
         require_may_grant(&caller.claims, &input.role)?;
+        let retry_key = IdempotencyKey::from_request(
+            "tenancy.CreateInvitation",
+            Scope::Tenant(tenant),
+            "",
+            &caller.meta,
+            &hashed,
+        )?;
         let ctx = &self.0;
 
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
+        if let Some(retry_key) = &retry_key
+            && let Claim::Replay(first) = retry_key.claim::<pb::Invitation>(&mut tx).await?
+        {
+            // The first invitation, without its token: tokens are stored only hashed.
+            return Ok(first);
+        }
         repo::tenants::lock(&mut tx).await?.state.require_active()?;
         if input.role.is_owner() {
             require_owner(&mut tx, caller, "invite an owner").await?;
@@ -76,6 +91,11 @@ impl Memberships {
         ctx.outbox
             .enqueue(&mut tx, events::invitation_created(&invitation, caller)?)
             .await?;
+        if let Some(retry_key) = &retry_key {
+            retry_key
+                .complete(&mut tx, &convert::invitation(&invitation, None, Utc::now()))
+                .await?;
+        }
         tx.commit().await?;
         Ok(convert::invitation(&invitation, Some(token), Utc::now()))
     }

@@ -2,6 +2,7 @@
 
 use keel_kernel::grpc::paging::{TimeId, split_page};
 use keel_kernel::grpc::{PageSize, PageToken};
+use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
 use keel_kernel::{Caller, Error, TenantId, db};
 use keel_proto::tenancy::v1 as pb;
 use keel_proto::tenancy::v1::tenant_service_server::TenantService;
@@ -22,12 +23,25 @@ impl Tenants {
         request: pb::CreateTenantRequest,
     ) -> Result<pb::Tenant, Error> {
         let creator = caller.user()?;
+        // Keys are the creator's: the tenant does not exist yet.
+        let retry_key = IdempotencyKey::from_request(
+            "tenancy.CreateTenant",
+            Scope::Principal(creator.to_string()),
+            "",
+            &caller.meta,
+            &request,
+        )?;
         let new = NewTenant::try_from(request)?;
         let id = TenantId::new();
         tracing::Span::current().record("tenant_id", tracing::field::display(id));
         let ctx = &self.0;
 
         let mut tx = db::tenant_tx(&ctx.db, id).await?;
+        if let Some(retry_key) = &retry_key
+            && let Claim::Replay(first) = retry_key.claim::<pb::Tenant>(&mut tx).await?
+        {
+            return Ok(first);
+        }
         let mut tenant =
             repo::tenants::insert(&mut tx, &new, &ctx.settings.default_plan, creator).await?;
         repo::modules::init_for_tenant(&mut tx).await?;
@@ -55,9 +69,13 @@ impl Tenants {
                 .enqueue(&mut tx, events::tenant_approved(&tenant, None, caller)?)
                 .await?;
         }
+        let answer = pb::Tenant::from(&tenant);
+        if let Some(retry_key) = &retry_key {
+            retry_key.complete(&mut tx, &answer).await?;
+        }
         tx.commit().await?;
         tracing::info!(slug = %tenant.slug, state = ?tenant.state, "tenant created");
-        Ok((&tenant).into())
+        Ok(answer)
     }
 
     async fn list(

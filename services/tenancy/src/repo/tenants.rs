@@ -146,6 +146,22 @@ pub async fn bump_entitlements(tx: &mut TenantTx) -> Result<i64, Error> {
     Ok(version)
 }
 
+/// Record the plan billing says is in force, if `version` is newer than the last one applied.
+/// False for a stale (or repeated) change, which must have no effect.
+pub async fn apply_plan(tx: &mut TenantTx, plan: &str, version: i64) -> Result<bool, Error> {
+    let applied = sqlx::query(
+        "UPDATE tenants SET plan = $2, plan_version = $3, updated_at = now() \
+          WHERE id = $1 AND plan_version < $3",
+    )
+    .bind(tx.tenant())
+    .bind(plan)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(applied == 1)
+}
+
 /// The tenants `user` is a member of, oldest first. Run in the user's `user_tx`: the membership
 /// table's policy admits exactly that user's rows. Without a state filter, deleted tenants are left
 /// out.

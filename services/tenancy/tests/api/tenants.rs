@@ -468,3 +468,65 @@ async fn a_suspended_tenant_refuses_changes_to_its_members_and_modules() {
     assert!(status.message().contains("suspended"), "{status:?}");
     app.stop().await;
 }
+
+fn with_idempotency_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("idempotency-key", key.parse().expect("ascii"));
+    request
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_a_creation_with_one_idempotency_key_create_one_tenant() {
+    let app = TestApp::spawn().await;
+    let owner = UserId::new();
+    let token = app.user_token(owner);
+    let attempts = (0..10).map(|_| {
+        let mut tenants = app.tenants(&token);
+        tokio::spawn(async move {
+            tenants
+                .create_tenant(with_idempotency_key(
+                    new_tenant("Acme", "acme"),
+                    "create-acme-1",
+                ))
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    });
+    let created: Vec<pb::Tenant> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("joined").expect("every retry answers"))
+        .collect();
+    assert!(created.iter().all(|t| t.id == created[0].id), "one tenant");
+    let mine = app
+        .tenants(&token)
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(mine.tenants.len(), 1);
+
+    // The same key with another body is refused, naming the header; another key is a new call.
+    let status = app
+        .tenants(&token)
+        .create_tenant(with_idempotency_key(
+            new_tenant("Other", "other"),
+            "create-acme-1",
+        ))
+        .await
+        .expect_err("a reused key");
+    assert_eq!(violated_fields(&status), ["Idempotency-Key"]);
+    // Keys belong to their user: another user's identical key is theirs alone.
+    let stranger = app
+        .tenants(&app.user_token(UserId::new()))
+        .create_tenant(with_idempotency_key(
+            new_tenant("Beta", "beta"),
+            "create-acme-1",
+        ))
+        .await
+        .expect("another user's key")
+        .into_inner();
+    assert_ne!(stranger.id, created[0].id);
+}
