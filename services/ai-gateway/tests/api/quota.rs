@@ -2,14 +2,11 @@
 
 use std::collections::HashMap;
 
-use async_nats::jetstream;
 use keel_ai_gateway::domain::{ChatMessage, ChatRole, tokens};
 use keel_kernel::{ErrorCode, TenantId};
 use keel_proto::ai::v1 as pb;
 use keel_proto::billing::v1 as billing;
-use keel_proto::events::v1::EventEnvelope;
 use keel_testkit::eventually;
-use prost::Message;
 
 use crate::support::{TestApp, ask, models, quota, with_quota};
 
@@ -81,8 +78,6 @@ async fn a_tenant_billing_has_not_told_about_gets_the_default_quota_for_the_cale
 }
 
 async fn publish_entitlements(app: &TestApp, tenant: TenantId, limit: Option<i64>, version: i64) {
-    let client = keel_testkit::stack::connect_nats(&app.nats.url()).await;
-    let js = jetstream::new(client);
     let limits: HashMap<String, i64> = limit
         .map(|l| HashMap::from([("ai.tokens.monthly".to_owned(), l)]))
         .unwrap_or_default();
@@ -97,25 +92,16 @@ async fn publish_entitlements(app: &TestApp, tenant: TenantId, limit: Option<i64
         period_end_time: Some(keel_kernel::grpc::timestamp(end)),
         version,
     };
-    let envelope = EventEnvelope {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        event_type: "billing.entitlements.changed".into(),
-        tenant_id: tenant.to_string(),
-        aggregate_type: "entitlements".into(),
-        aggregate_id: tenant.to_string(),
-        aggregate_version: version,
-        payload: Some(prost_types::Any::from_msg(&payload).expect("any")),
-        source: "billing".into(),
-        ..Default::default()
-    };
-    js.publish(
-        "events.billing.entitlements.changed",
-        envelope.encode_to_vec().into(),
-    )
-    .await
-    .expect("publish")
-    .await
-    .expect("ack");
+    app.events()
+        .await
+        .publish(
+            "billing",
+            "billing.entitlements.changed",
+            &tenant.to_string(),
+            version,
+            &payload,
+        )
+        .await;
 }
 
 #[tokio::test]
