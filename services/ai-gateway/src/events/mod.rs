@@ -39,7 +39,9 @@ pub fn usage_recorded(
         record: Some(record.into()),
         counted_by: counted_by.as_str().to_owned(),
     };
+    // The event id is the completion id: billing meters each call once, by event id.
     let event = NewEvent::new(USAGE_RECORDED, record.id, &payload)?
+        .id(keel_kernel::EventId::from_uuid(record.id.as_uuid()))
         .tenant(record.tenant)
         .version(1);
     Ok(caused_by(event, caller))

@@ -25,6 +25,7 @@ async fn every_call_publishes_one_usage_event_keyed_by_its_completion_id() {
     assert_eq!(events.len(), 3, "exactly one event per call");
     for (event, id) in events.iter().zip(&ids) {
         assert_eq!(&event.aggregate_id, id);
+        assert_eq!(&event.event_id, id, "the event id is the completion id");
         assert_eq!(event.tenant_id, tenant.to_string());
         let recorded: pb::UsageRecorded = keel_testkit::payload(event);
         let record = recorded.record.expect("record");
