@@ -1,0 +1,155 @@
+//! Marketplace's own settings: the `app` section of `config/marketplace.yaml`.
+
+use std::collections::BTreeMap;
+
+use keel_kernel::config::{ConfigError, Validate};
+use serde::Deserialize;
+
+use crate::domain::{Commission, Currency};
+
+/// One plan's commission: basis points of the order total plus a fixed amount per currency.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommissionRule {
+    pub basis_points: u32,
+    /// Minor units of each currency; a currency not listed has no fixed part.
+    pub fixed_minor_units: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The plan whose commission applies (marketplace does not track tenants' plans yet).
+    pub default_plan: String,
+    /// Commission per plan name.
+    pub commission: BTreeMap<String, CommissionRule>,
+    /// Lifetime of an offer that names no `expire_time`.
+    pub offer_ttl_hours: u64,
+    /// The longest lifetime an offer may ask for.
+    pub max_offer_ttl_hours: u64,
+    /// How long after fulfilment either party may open a dispute.
+    pub dispute_window_hours: u64,
+    /// How long an OPEN dispute waits for a resolution before it is escalated.
+    pub dispute_escalation_hours: u64,
+    /// How long CreateOrder's idempotency keys are kept (at least 24 h).
+    pub idempotency_retention_hours: u64,
+}
+
+const MAX_HOURS: u64 = 10 * 365 * 24;
+const MIN_RETENTION_HOURS: u64 = 24;
+
+fn hours(value: u64) -> chrono::Duration {
+    // Validated to at most ten years, so it fits.
+    chrono::Duration::hours(value.min(MAX_HOURS) as i64)
+}
+
+impl Settings {
+    pub fn offer_ttl(&self) -> chrono::Duration {
+        hours(self.offer_ttl_hours)
+    }
+    pub fn max_offer_ttl(&self) -> chrono::Duration {
+        hours(self.max_offer_ttl_hours)
+    }
+    pub fn dispute_window(&self) -> chrono::Duration {
+        hours(self.dispute_window_hours)
+    }
+    pub fn dispute_escalation(&self) -> chrono::Duration {
+        hours(self.dispute_escalation_hours)
+    }
+    pub fn idempotency_retention(&self) -> chrono::Duration {
+        hours(self.idempotency_retention_hours)
+    }
+
+    /// The commission on orders in `currency` under the default plan (none when the plan has
+    /// no rule).
+    pub fn commission(&self, currency: &str) -> Commission {
+        self.commission
+            .get(&self.default_plan)
+            .map(|rule| Commission {
+                basis_points: rule.basis_points,
+                fixed: rule
+                    .fixed_minor_units
+                    .get(currency)
+                    .copied()
+                    .unwrap_or_default(),
+            })
+            .unwrap_or(Commission {
+                basis_points: 0,
+                fixed: 0,
+            })
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_plan: "free".into(),
+            commission: BTreeMap::new(),
+            offer_ttl_hours: 7 * 24,
+            max_offer_ttl_hours: 30 * 24,
+            dispute_window_hours: 14 * 24,
+            dispute_escalation_hours: 3 * 24,
+            idempotency_retention_hours: 48,
+        }
+    }
+}
+
+impl Validate for Settings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("app.offer_ttl_hours", self.offer_ttl_hours),
+            ("app.max_offer_ttl_hours", self.max_offer_ttl_hours),
+            ("app.dispute_window_hours", self.dispute_window_hours),
+            (
+                "app.dispute_escalation_hours",
+                self.dispute_escalation_hours,
+            ),
+            (
+                "app.idempotency_retention_hours",
+                self.idempotency_retention_hours,
+            ),
+        ] {
+            if !(1..=MAX_HOURS).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be between 1 and {MAX_HOURS} (ten years)"),
+                ));
+            }
+        }
+        if self.offer_ttl_hours > self.max_offer_ttl_hours {
+            return Err(ConfigError::invalid(
+                "app.offer_ttl_hours",
+                "must not exceed app.max_offer_ttl_hours",
+            ));
+        }
+        if self.idempotency_retention_hours < MIN_RETENTION_HOURS {
+            return Err(ConfigError::invalid(
+                "app.idempotency_retention_hours",
+                format!("must be at least {MIN_RETENTION_HOURS} (retries come for a day)"),
+            ));
+        }
+        if self.default_plan.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "app.default_plan",
+                "must not be empty",
+            ));
+        }
+        for (plan, rule) in &self.commission {
+            if rule.basis_points > Commission::MAX_BASIS_POINTS {
+                return Err(ConfigError::invalid(
+                    format!("app.commission.{plan}.basis_points"),
+                    "must be at most 10000 (100 %)",
+                ));
+            }
+            for (currency, fixed) in &rule.fixed_minor_units {
+                let key = format!("app.commission.{plan}.fixed_minor_units.{currency}");
+                Currency::parse("currency", currency)
+                    .map_err(|err| ConfigError::invalid(key.clone(), err.message().to_owned()))?;
+                if *fixed < 0 {
+                    return Err(ConfigError::invalid(key, "must not be negative"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
