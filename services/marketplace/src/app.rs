@@ -1,5 +1,5 @@
 //! Wiring: the kernel's platform (database, NATS, outbox relay, job worker, server bootstrap)
-//! with marketplace's jobs and handlers on it.
+//! with marketplace's consumer, jobs and handlers on it.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use keel_kernel::{db, jobs};
 use keel_proto::marketplace::v1::marketplace_service_server::MarketplaceServiceServer;
 use sqlx::migrate::Migrator;
 
+use crate::events;
 use crate::grpc::{Context, Marketplace};
 use crate::jobs::{
     DISPUTE_ESCALATION, DisputeEscalationJob, IDEMPOTENCY_PURGE, IdempotencyPurgeJob, Jobs,
@@ -48,6 +49,12 @@ pub async fn build_with_clock(
         settings: settings.clone(),
         clock: clock.clone(),
     });
+    // The tenant's plan (billing's entitlements) picks the commission rule.
+    platform.consume(
+        events::billing::CONSUMER,
+        events::billing::SUBJECTS,
+        Arc::new(events::billing::BillingEvents),
+    );
     let jobs = Jobs::new(platform.outbox.clone(), settings, clock);
     platform.job(OFFER_EXPIRY, Arc::new(OfferExpiryJob(jobs.clone())));
     platform.job(

@@ -19,7 +19,7 @@ pub struct CommissionRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// The plan whose commission applies (marketplace does not track tenants' plans yet).
+    /// The plan of tenants billing has not announced a plan for.
     pub default_plan: String,
     /// Commission per plan name.
     pub commission: BTreeMap<String, CommissionRule>,
@@ -60,11 +60,11 @@ impl Settings {
         hours(self.idempotency_retention_hours)
     }
 
-    /// The commission on orders in `currency` under the default plan (none when the plan has
-    /// no rule).
-    pub fn commission(&self, currency: &str) -> Commission {
+    /// The commission on orders in `currency` under `plan` (the default plan when None; no
+    /// commission when the plan has no rule).
+    pub fn commission(&self, plan: Option<&str>, currency: &str) -> Commission {
         self.commission
-            .get(&self.default_plan)
+            .get(plan.unwrap_or(&self.default_plan))
             .map(|rule| Commission {
                 basis_points: rule.basis_points,
                 fixed: rule

@@ -8,7 +8,8 @@
 //! - `marketplace.dispute.*`: aggregate id = dispute id, version = the dispute's version.
 //!
 //! Billing meters `marketplace.order.completed` (`OrderCompleted`, whose shape billing relies
-//! on). Marketplace consumes nothing.
+//! on). Marketplace consumes billing's entitlements (`billing.rs`): the tenant's plan picks the
+//! commission rule.
 
 use chrono::{DateTime, Utc};
 use keel_kernel::grpc::timestamp;
@@ -17,6 +18,8 @@ use keel_kernel::{Actor, Error, TenantId};
 use keel_proto::marketplace::v1 as pb;
 
 use crate::domain::{Dispute, Listing, Offer, Order};
+
+pub mod billing;
 
 pub const LISTING_PUBLISHED: &str = "marketplace.listing.published";
 pub const LISTING_ARCHIVED: &str = "marketplace.listing.archived";

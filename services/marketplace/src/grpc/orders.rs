@@ -68,9 +68,10 @@ pub(super) async fn place(
         None => (None, reserved.unit_price),
     };
     let total = money::total(unit_price, purchase.quantity, "order.quantity")?;
+    let plan = repo::plans::get(tx).await?;
     let commission = ctx
         .settings
-        .commission(&reserved.currency)
+        .commission(plan.as_deref(), &reserved.currency)
         .on(total)
         .ok_or_else(|| Error::invalid("order.quantity", "the commission overflows"))?;
     let order = repo::orders::insert(

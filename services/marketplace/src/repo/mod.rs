@@ -12,3 +12,4 @@ pub mod idempotency;
 pub mod listings;
 pub mod offers;
 pub mod orders;
+pub mod plans;

@@ -6,7 +6,7 @@ use keel_testkit::assert_status;
 
 use crate::support::{TestApp, fulfill, order};
 
-const TENANT_TABLES: [&str; 4] = ["disputes", "listings", "offers", "orders"];
+const TENANT_TABLES: [&str; 5] = ["disputes", "listings", "offers", "orders", "tenant_plans"];
 
 #[tokio::test]
 async fn every_tenant_table_follows_the_row_level_security_convention() {

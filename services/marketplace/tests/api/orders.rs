@@ -389,3 +389,45 @@ async fn a_completed_order_publishes_order_completed_for_billing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_tenants_plan_from_billing_picks_the_commission_rule() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let (seller, buyer) = (app.user(tenant), app.user(tenant));
+    let listing = app.listing(&seller, 10_050, "EUR", 100_000).await;
+    // The default plan (free): 2.5 % of 100.50 EUR = 251.25 cents -> 251, + 30.
+    assert_eq!(order(&buyer, &listing.id, 1).await.commission_amount, 281);
+
+    let log = app.events().await;
+    let entitlements = |plan: &str, version: i64| keel_proto::billing::v1::EntitlementsChanged {
+        tenant_id: tenant.to_string(),
+        plan_id: plan.into(),
+        version,
+        ..Default::default()
+    };
+    log.publish(
+        "billing",
+        "billing.entitlements.changed",
+        &tenant.to_string(),
+        2,
+        &entitlements("pro", 2),
+    )
+    .await;
+    // A stale announcement (an older version) changes nothing.
+    log.publish(
+        "billing",
+        "billing.entitlements.changed",
+        &tenant.to_string(),
+        1,
+        &entitlements("free", 1),
+    )
+    .await;
+    // On pro: 1 % of 100.50 EUR = 100.5 cents -> 101 (half up), no fixed part.
+    keel_testkit::eventually(|| async {
+        let placed = order(&buyer, &listing.id, 1).await;
+        (placed.commission_amount == 101).then_some(())
+    })
+    .await;
+    app.stop().await;
+}

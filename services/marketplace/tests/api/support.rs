@@ -81,7 +81,8 @@ pub struct TestApp {
     pub running: Option<Running>,
 }
 
-/// Commission in tests: 2.5 % plus 0.100 KWD, 30 JPY, 0.30 EUR.
+/// Commission in tests: on `free` (the default) 2.5 % plus 0.100 KWD, 30 JPY, 0.30 EUR; on
+/// `pro` 1 %.
 pub fn test_settings() -> Settings {
     let mut commission = BTreeMap::new();
     commission.insert(
@@ -92,6 +93,13 @@ pub fn test_settings() -> Settings {
                 .into_iter()
                 .map(|(c, a)| (c.to_owned(), a))
                 .collect(),
+        },
+    );
+    commission.insert(
+        "pro".to_owned(),
+        CommissionRule {
+            basis_points: 100,
+            fixed_minor_units: BTreeMap::new(),
         },
     );
     Settings {
