@@ -132,6 +132,12 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// Drafts are their seller's alone; published and archived listings are the tenant's (an
+    /// archived one still explains the orders placed on it).
+    pub fn visible_to(&self, user: UserId) -> bool {
+        self.state != ListingState::Draft || self.seller_id == user
+    }
+
     /// AUTHZ unless `user` sells this listing: sellers manage only their own listings.
     pub fn require_seller(&self, user: UserId) -> Result<(), Error> {
         if self.seller_id == user {

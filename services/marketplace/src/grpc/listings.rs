@@ -10,7 +10,7 @@ use super::marketplace::Marketplace;
 use super::user_in_tenant;
 use crate::domain::listing::NewListing;
 use crate::domain::money::{self, Currency};
-use crate::domain::{ListingAction, ListingId, ListingState, permissions, search};
+use crate::domain::{ListingAction, ListingId, permissions, search};
 use crate::events::{self, Cause};
 use crate::repo;
 use crate::repo::listings::Filter;
@@ -45,7 +45,7 @@ impl Marketplace {
         let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
         let listing = repo::listings::get(&mut tx, id)
             .await?
-            .filter(|l| l.state == ListingState::Published || l.seller_id == viewer)
+            .filter(|l| l.visible_to(viewer))
             .ok_or_else(|| Error::not_found("listing", id))?;
         Ok((&listing).into())
     }
@@ -79,6 +79,14 @@ impl Marketplace {
                 code => Some(Currency::parse("currency", code)?.code().to_owned()),
             },
         };
+        if let (Some(min), Some(max)) = (filter.min_unit_price, filter.max_unit_price)
+            && min > max
+        {
+            return Err(Error::invalid(
+                "min_unit_price",
+                "must not be above max_unit_price",
+            ));
+        }
         let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
         let rows =
             repo::listings::list(&mut tx, viewer, &filter, after, size.fetch_limit()).await?;
@@ -106,7 +114,7 @@ impl Marketplace {
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         let mut listing = repo::listings::lock(&mut tx, id)
             .await?
-            .filter(|l| l.state == ListingState::Published || l.seller_id == seller)
+            .filter(|l| l.visible_to(seller))
             .ok_or_else(|| Error::not_found("listing", id))?;
         listing.require_seller(seller)?;
         listing.state.apply(ListingAction::Edit)?;
@@ -149,7 +157,7 @@ impl Marketplace {
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         let mut listing = repo::listings::lock(&mut tx, id)
             .await?
-            .filter(|l| l.state == ListingState::Published || l.seller_id == seller)
+            .filter(|l| l.visible_to(seller))
             .ok_or_else(|| Error::not_found("listing", id))?;
         listing.require_seller(seller)?;
         listing.state = listing.state.apply(action)?;

@@ -14,8 +14,7 @@ use super::user_in_tenant;
 use crate::domain::offer::{self, NewOffer};
 use crate::domain::order::parse_quantity;
 use crate::domain::{
-    ListingId, ListingState, Offer, OfferAction, OfferId, OfferParty, OfferState, money,
-    permissions,
+    ListingId, Offer, OfferAction, OfferId, OfferParty, OfferState, money, permissions,
 };
 use crate::events::{self, Cause};
 use crate::jobs::{OFFER_EXPIRY, OfferExpiry};
@@ -76,7 +75,7 @@ impl Marketplace {
         let mut tx = db::tenant_tx(&ctx.db, tenant).await?;
         let listing = repo::listings::get(&mut tx, listing_id)
             .await?
-            .filter(|l| l.state == ListingState::Published || l.seller_id == buyer)
+            .filter(|l| l.visible_to(buyer))
             .ok_or_else(|| Error::not_found("listing", listing_id))?;
         if listing.seller_id == buyer {
             return Err(Error::failed_precondition(
@@ -121,7 +120,7 @@ impl Marketplace {
         let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
         let listing = repo::listings::get(&mut tx, listing_id)
             .await?
-            .filter(|l| l.state == ListingState::Published || l.seller_id == viewer)
+            .filter(|l| l.visible_to(viewer))
             .ok_or_else(|| Error::not_found("listing", listing_id))?;
         // The seller sees every offer on the listing, an operator too; anyone else their own.
         let sees_all = listing.seller_id == viewer

@@ -14,9 +14,7 @@ use super::convert::order_state_filter;
 use super::marketplace::Marketplace;
 use super::user_in_tenant;
 use crate::domain::order::{self, NewOrder};
-use crate::domain::{
-    ListingId, ListingState, OfferId, Order, OrderAction, OrderId, money, permissions,
-};
+use crate::domain::{ListingId, OfferId, Order, OrderAction, OrderId, money, permissions};
 use crate::events::{self, Cause};
 use crate::repo;
 use crate::repo::orders::Change;
@@ -41,7 +39,7 @@ pub(super) async fn place(
 ) -> Result<Order, Error> {
     let listing = repo::listings::get(tx, purchase.listing)
         .await?
-        .filter(|l| l.state == ListingState::Published || l.seller_id == purchase.buyer)
+        .filter(|l| l.visible_to(purchase.buyer))
         .ok_or_else(|| Error::not_found("listing", purchase.listing))?;
     if listing.seller_id == purchase.buyer {
         return Err(Error::failed_precondition(

@@ -304,7 +304,7 @@ async fn canceling_gives_the_units_back_and_ordering_more_than_is_left_is_refuse
 }
 
 #[tokio::test]
-async fn sellers_cannot_buy_their_own_listing_and_drafts_are_not_for_sale() {
+async fn sellers_cannot_buy_their_own_listing_and_archived_listings_and_drafts_are_not_for_sale() {
     let app = TestApp::spawn().await;
     let tenant = TenantId::new();
     let (seller, buyer) = (app.user(tenant), app.user(tenant));
@@ -314,6 +314,24 @@ async fn sellers_cannot_buy_their_own_listing_and_drafts_are_not_for_sale() {
             .client
             .clone()
             .create_order(order_request(&seller, &listing.id, 1, ""))
+            .await,
+        ErrorCode::FailedPrecondition,
+    );
+    // An archived listing is still visible, but sells nothing.
+    seller
+        .client
+        .clone()
+        .archive_listing(pb::ArchiveListingRequest {
+            tenant_id: seller.tenant_id(),
+            listing_id: listing.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_status(
+        buyer
+            .client
+            .clone()
+            .create_order(order_request(&buyer, &listing.id, 1, ""))
             .await,
         ErrorCode::FailedPrecondition,
     );
