@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
 mod disputes;
+mod events;
 mod isolation;
 mod listings;
 mod offers;
