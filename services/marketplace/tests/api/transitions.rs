@@ -1,15 +1,20 @@
-//! Every move the order and dispute tables do not list is refused with FAILED_PRECONDITION
+//! Every move the order, dispute, listing and offer tables do not list is refused with FAILED_PRECONDITION
 //! through the API; the cases are generated from the domain's tables, not written by hand.
 
 use keel_kernel::{ErrorCode, TenantId};
 use keel_marketplace::domain::dispute::TRANSITIONS as DISPUTE_TRANSITIONS;
+use keel_marketplace::domain::listing::TRANSITIONS as LISTING_TRANSITIONS;
+use keel_marketplace::domain::offer::TRANSITIONS as OFFER_TRANSITIONS;
 use keel_marketplace::domain::order::TRANSITIONS as ORDER_TRANSITIONS;
-use keel_marketplace::domain::{DisputeAction, DisputeState, OrderAction, OrderState};
+use keel_marketplace::domain::{
+    DisputeAction, DisputeState, ListingAction, ListingState, OfferAction, OfferState, OrderAction,
+    OrderState,
+};
 use keel_proto::marketplace::v1 as pb;
 use keel_testkit::assert_status;
 
 use crate::support::{
-    TestApp, User, cancel, complete, dispute, fulfill, get_order, order, resolve,
+    TestApp, User, cancel, complete, dispute, fulfill, get_order, order, publish, resolve,
 };
 
 struct Parties {
@@ -186,6 +191,182 @@ async fn every_dispute_move_outside_the_table_is_a_failed_precondition() {
             );
         } else {
             assert_status(outcome, ErrorCode::FailedPrecondition);
+        }
+    }
+    app.stop().await;
+}
+
+/// A listing of `seller` driven through the API into `state`.
+async fn listing_in(app: &TestApp, seller: &User, state: ListingState) -> pb::Listing {
+    let draft = app.draft(seller, "Tiles", 300, "EUR", 100).await;
+    let archive = pb::ArchiveListingRequest {
+        tenant_id: seller.tenant_id(),
+        listing_id: draft.id.clone(),
+    };
+    match state {
+        ListingState::Draft => draft,
+        ListingState::Published => publish(seller, &draft.id).await,
+        ListingState::Archived => {
+            publish(seller, &draft.id).await;
+            seller
+                .client
+                .clone()
+                .archive_listing(archive)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_listing_move_outside_the_table_is_a_failed_precondition() {
+    let app = TestApp::spawn().await;
+    let seller = app.user(TenantId::new());
+    let actions = [
+        ListingAction::Publish,
+        ListingAction::Archive,
+        ListingAction::Edit,
+        ListingAction::ChangeCurrency,
+    ];
+    for state in ListingState::ALL {
+        for action in actions {
+            let listing = listing_in(&app, &seller, state).await;
+            let (tenant_id, listing_id) = (seller.tenant_id(), listing.id.clone());
+            let update = |path: &str, value: pb::Listing| pb::UpdateListingRequest {
+                tenant_id: tenant_id.clone(),
+                listing_id: listing_id.clone(),
+                listing: Some(value),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![path.into()],
+                }),
+            };
+            let mut client = seller.client.clone();
+            let outcome = match action {
+                ListingAction::Publish => {
+                    client
+                        .publish_listing(pb::PublishListingRequest {
+                            tenant_id: tenant_id.clone(),
+                            listing_id: listing_id.clone(),
+                        })
+                        .await
+                }
+                ListingAction::Archive => {
+                    client
+                        .archive_listing(pb::ArchiveListingRequest {
+                            tenant_id: tenant_id.clone(),
+                            listing_id: listing_id.clone(),
+                        })
+                        .await
+                }
+                ListingAction::Edit => {
+                    let title = pb::Listing {
+                        title: "Blue tiles".into(),
+                        ..Default::default()
+                    };
+                    client.update_listing(update("title", title)).await
+                }
+                ListingAction::ChangeCurrency => {
+                    let currency = pb::Listing {
+                        currency: "JPY".into(),
+                        ..Default::default()
+                    };
+                    client.update_listing(update("currency", currency)).await
+                }
+            };
+            match LISTING_TRANSITIONS
+                .iter()
+                .find(|(from, a, _)| *from == state && *a == action)
+            {
+                Some((_, _, to)) => {
+                    let changed = outcome
+                        .unwrap_or_else(|s| panic!("{state} {action}: {s:?}"))
+                        .into_inner();
+                    assert_eq!(changed.state, pb::ListingState::from(*to) as i32);
+                }
+                None => {
+                    assert_status(outcome, ErrorCode::FailedPrecondition);
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_offer_answer_outside_the_table_is_a_failed_precondition() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let (seller, buyer) = (app.user(tenant), app.user(tenant));
+    let listing = app.listing(&seller, 1_000, "EUR", 1_000).await;
+    let actions = [
+        OfferAction::Accept,
+        OfferAction::Reject,
+        OfferAction::Counter,
+    ];
+    for state in OfferState::ALL {
+        for action in actions {
+            // Each offer lives an hour, so the clock can expire it without touching the others.
+            let expire = keel_kernel::grpc::timestamp(app.now() + chrono::Duration::hours(1));
+            let offer = buyer
+                .client
+                .clone()
+                .create_offer(pb::CreateOfferRequest {
+                    tenant_id: buyer.tenant_id(),
+                    listing_id: listing.id.clone(),
+                    offer: Some(pb::Offer {
+                        unit_price: 900,
+                        quantity: 1,
+                        expire_time: Some(expire),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let (tenant_id, listing_id, offer_id) =
+                (seller.tenant_id(), listing.id.clone(), offer.id.clone());
+            let accept = pb::AcceptOfferRequest {
+                tenant_id: tenant_id.clone(),
+                listing_id: listing_id.clone(),
+                offer_id: offer_id.clone(),
+            };
+            let reject = pb::RejectOfferRequest {
+                tenant_id: tenant_id.clone(),
+                listing_id: listing_id.clone(),
+                offer_id: offer_id.clone(),
+            };
+            let counter = pb::CounterOfferRequest {
+                tenant_id,
+                listing_id,
+                offer_id,
+                unit_price: 950,
+                ..Default::default()
+            };
+            let mut client = seller.client.clone();
+            match state {
+                OfferState::Pending => {}
+                OfferState::Accepted => {
+                    client.accept_offer(accept.clone()).await.unwrap();
+                }
+                OfferState::Rejected => {
+                    client.reject_offer(reject.clone()).await.unwrap();
+                }
+                OfferState::Expired => app.advance(chrono::Duration::minutes(61)).await,
+            }
+            let outcome = match action {
+                OfferAction::Accept => client.accept_offer(accept).await,
+                OfferAction::Reject => client.reject_offer(reject).await,
+                _ => client.counter_offer(counter).await,
+            };
+            let listed = OFFER_TRANSITIONS
+                .iter()
+                .any(|(from, a, _)| *from == state && *a == action);
+            if listed {
+                outcome.unwrap_or_else(|s| panic!("{state} {action}: {s:?}"));
+            } else {
+                assert_status(outcome, ErrorCode::FailedPrecondition);
+            }
         }
     }
     app.stop().await;
