@@ -217,3 +217,59 @@ async fn an_open_dispute_left_alone_is_escalated_by_an_event() {
         .unwrap();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn disputes_are_seen_by_their_parties_and_resolvers_only() {
+    let app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let (seller, buyer, stranger, operator) = (
+        app.user(tenant),
+        app.user(tenant),
+        app.user(tenant),
+        app.operator(tenant),
+    );
+    let listing = app.listing(&seller, 700, "EUR", 10).await;
+    let placed = order(&buyer, &listing.id, 1).await;
+    fulfill(&seller, &placed.id).await.unwrap();
+    let opened = dispute(&buyer, &placed.id).await.unwrap();
+    // Nobody else may open one on the order either.
+    assert_status(dispute(&stranger, &placed.id).await, ErrorCode::NotFound);
+
+    let count = |user: &crate::support::User| {
+        let mut client = user.client.clone();
+        let tenant_id = user.tenant_id();
+        async move {
+            client
+                .list_disputes(pb::ListDisputesRequest {
+                    tenant_id,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .disputes
+                .len()
+        }
+    };
+    assert_eq!(
+        (
+            count(&buyer).await,
+            count(&seller).await,
+            count(&stranger).await,
+            count(&operator).await
+        ),
+        (1, 1, 0, 1)
+    );
+    assert_status(
+        stranger
+            .client
+            .clone()
+            .get_dispute(pb::GetDisputeRequest {
+                tenant_id: stranger.tenant_id(),
+                dispute_id: opened.id.clone(),
+            })
+            .await,
+        ErrorCode::NotFound,
+    );
+    app.stop().await;
+}

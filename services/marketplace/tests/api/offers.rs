@@ -271,3 +271,22 @@ async fn buyers_see_their_own_offers_and_the_seller_sees_them_all() {
     assert_eq!(of_alice[0].buyer_id, alice.id.to_string());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_offers_expiry_survives_a_restart_of_the_service() {
+    let mut app = TestApp::spawn().await;
+    let tenant = TenantId::new();
+    let (seller, buyer) = (app.user(tenant), app.user(tenant));
+    let listing = app.listing(&seller, 1_000, "EUR", 5).await;
+    let expire = app.now() + chrono::Duration::hours(1);
+    let offer = make_offer(&buyer, &listing.id, 900, 1, Some(timestamp(expire)))
+        .await
+        .unwrap();
+    app.restart().await;
+    let seller = app.reconnect(&seller);
+    app.advance(chrono::Duration::hours(2)).await;
+    let listed = offers(&seller, &listing.id).await;
+    assert_eq!(listed[0].id, offer.id);
+    assert_eq!(listed[0].state, pb::OfferState::Expired as i32);
+    app.stop().await;
+}

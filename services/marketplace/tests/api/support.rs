@@ -163,6 +163,14 @@ impl TestApp {
         }
     }
 
+    /// Stop the service and start it again on the same database and broker (jobs are durable).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+        self.start().await;
+    }
+
     /// Run every job due at the test clock's time; how many ran.
     pub async fn run_jobs(&self) -> usize {
         self.running
@@ -191,8 +199,16 @@ impl TestApp {
         )
     }
 
+    /// The same buyer or seller with a client on the current channel (after a restart).
+    pub fn reconnect(&self, user: &User) -> User {
+        self.user_as(user.id, user.tenant, PARTY)
+    }
+
     fn user_with(&self, tenant: TenantId, perms: &[&str]) -> User {
-        let id = UserId::new();
+        self.user_as(UserId::new(), tenant, perms)
+    }
+
+    fn user_as(&self, id: UserId, tenant: TenantId, perms: &[&str]) -> User {
         let token = self.issuer.token(
             TokenSpec::user(id)
                 .tenant(tenant)
