@@ -153,3 +153,34 @@ impl Validate for Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use keel_kernel::config::Config;
+
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_is_valid_and_keeps_keys_for_a_day_at_least() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/marketplace.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::<Settings>::from_yaml(&text, &path, std::iter::empty()).unwrap();
+        assert_eq!(config.database.schema, "marketplace");
+        assert!(config.app.idempotency_retention_hours >= MIN_RETENTION_HOURS);
+        let free = config.app.commission(None, "KWD");
+        assert_eq!((free.basis_points, free.fixed), (500, 100));
+        assert_eq!(config.app.commission(Some("pro"), "JPY").fixed, 20);
+    }
+
+    #[test]
+    fn a_retention_under_a_day_is_refused_naming_the_key() {
+        let settings = Settings {
+            idempotency_retention_hours: 23,
+            ..Settings::default()
+        };
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("app.idempotency_retention_hours"), "{err}");
+    }
+}
