@@ -6,7 +6,7 @@ use keel_proto::marketplace::v1 as pb;
 use keel_testkit::{assert_status, payload};
 
 use crate::support::{
-    TestApp, cancel, complete, fulfill, get_listing, get_order, order, order_request,
+    TestApp, cancel, complete, fulfill, get_listing, get_order, order, order_request, try_order,
 };
 
 #[tokio::test]
@@ -59,18 +59,11 @@ async fn the_same_key_with_another_body_is_a_conflict_naming_the_key() {
     let (seller, buyer) = (app.user(tenant), app.user(tenant));
     let listing = app.listing(&seller, 1_000, "EUR", 10).await;
 
-    buyer
-        .client
-        .clone()
-        .create_order(order_request(&buyer, &listing.id, 1, "order-key-2"))
+    try_order(&buyer, &listing.id, 1, "order-key-2")
         .await
         .unwrap();
     let status = assert_status(
-        buyer
-            .client
-            .clone()
-            .create_order(order_request(&buyer, &listing.id, 2, "order-key-2"))
-            .await,
+        try_order(&buyer, &listing.id, 2, "order-key-2").await,
         ErrorCode::Conflict,
     );
     assert!(status.message().contains("order-key-2"), "{status:?}");
@@ -163,20 +156,10 @@ async fn keys_are_per_buyer_and_per_tenant() {
     let (seller, alice, bob) = (app.user(tenant), app.user(tenant), app.user(tenant));
     let listing = app.listing(&seller, 1_000, "EUR", 10).await;
 
-    let of_alice = alice
-        .client
-        .clone()
-        .create_order(order_request(&alice, &listing.id, 1, "shared-key"))
+    let of_alice = try_order(&alice, &listing.id, 1, "shared-key")
         .await
-        .unwrap()
-        .into_inner();
-    let of_bob = bob
-        .client
-        .clone()
-        .create_order(order_request(&bob, &listing.id, 1, "shared-key"))
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let of_bob = try_order(&bob, &listing.id, 1, "shared-key").await.unwrap();
     assert_ne!(of_alice.id, of_bob.id);
     assert_eq!(of_bob.buyer_id, bob.id.to_string());
 
@@ -285,11 +268,7 @@ async fn canceling_gives_the_units_back_and_ordering_more_than_is_left_is_refuse
 
     let placed = order(&buyer, &listing.id, 4).await;
     let status = assert_status(
-        buyer
-            .client
-            .clone()
-            .create_order(order_request(&buyer, &listing.id, 2, ""))
-            .await,
+        try_order(&buyer, &listing.id, 2, "").await,
         ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("1 available"), "{status:?}");
@@ -310,11 +289,7 @@ async fn sellers_cannot_buy_their_own_listing_and_archived_listings_and_drafts_a
     let (seller, buyer) = (app.user(tenant), app.user(tenant));
     let listing = app.listing(&seller, 500, "EUR", 5).await;
     assert_status(
-        seller
-            .client
-            .clone()
-            .create_order(order_request(&seller, &listing.id, 1, ""))
-            .await,
+        try_order(&seller, &listing.id, 1, "").await,
         ErrorCode::FailedPrecondition,
     );
     // An archived listing is still visible, but sells nothing.
@@ -328,21 +303,13 @@ async fn sellers_cannot_buy_their_own_listing_and_archived_listings_and_drafts_a
         .await
         .unwrap();
     assert_status(
-        buyer
-            .client
-            .clone()
-            .create_order(order_request(&buyer, &listing.id, 1, ""))
-            .await,
+        try_order(&buyer, &listing.id, 1, "").await,
         ErrorCode::FailedPrecondition,
     );
     let draft = app.draft(&seller, "Draft bricks", 500, "EUR", 5).await;
     // A draft is invisible to others.
     assert_status(
-        buyer
-            .client
-            .clone()
-            .create_order(order_request(&buyer, &draft.id, 1, ""))
-            .await,
+        try_order(&buyer, &draft.id, 1, "").await,
         ErrorCode::NotFound,
     );
     app.stop().await;

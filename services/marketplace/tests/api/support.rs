@@ -311,6 +311,21 @@ pub fn order_request(
     }
 }
 
+/// CreateOrder as `buyer`, with idempotency key `key` (none when empty).
+pub async fn try_order(
+    buyer: &User,
+    listing: &str,
+    quantity: i64,
+    key: &str,
+) -> Result<pb::Order, tonic::Status> {
+    buyer
+        .client
+        .clone()
+        .create_order(order_request(buyer, listing, quantity, key))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 pub async fn order(buyer: &User, listing: &str, quantity: i64) -> pb::Order {
     buyer
         .client
