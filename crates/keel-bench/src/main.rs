@@ -9,6 +9,7 @@ mod billing;
 mod events;
 mod gateway;
 mod identity;
+mod marketplace;
 mod report;
 
 use report::Report;
@@ -51,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         if quick { 1_000 } else { 20_000 },
     )
     .await?;
+    marketplace::orders_hot_vs_spread(&mut report, if quick { 50 } else { 500 }).await?;
 
     let markdown = report.markdown();
     println!("{markdown}");
