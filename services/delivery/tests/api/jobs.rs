@@ -114,6 +114,12 @@ async fn a_submission_waiting_longer_than_the_approval_sla_is_escalated_once() {
         task = team.make(&app, team.actor_for(by), &task, by).await.unwrap();
     }
     app.clock.advance(Duration::hours(9));
-    assert_eq!(app.run_jobs().await, 1);
-    assert_eq!(app.log.of_type("delivery.task.escalated", 2).await.len(), 1);
+    assert_eq!(app.run_jobs().await, 1, "the job runs and finds the decision made");
+    let (escalations,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM delivery.outbox WHERE event_type = 'delivery.task.escalated'",
+    )
+    .fetch_one(&app.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(escalations, 1);
 }

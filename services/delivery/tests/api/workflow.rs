@@ -62,8 +62,13 @@ async fn every_arrow_of_the_workflow_table_moves_the_task_to_its_target_with_an_
     let project = team.project(&app, 1).await;
     for arrow in WORKFLOW {
         let task = task_in(&app, &team, &project, arrow.from).await;
+        // Not whoever made the last move, so a self-arrow (reassigning) is no re-send.
+        let actor = match arrow.by {
+            Move::Assign | Move::Complete => team.other_lead,
+            by => team.actor_for(by),
+        };
         let moved = team
-            .make(&app, team.actor_for(arrow.by), &task, arrow.by)
+            .make(&app, actor, &task, arrow.by)
             .await
             .unwrap_or_else(|err| panic!("{arrow:?}: {err:?}"));
         assert_eq!(moved.state, state(arrow.to), "{arrow:?}");
