@@ -130,8 +130,16 @@ impl Jobs {
         repo::tasks::save(tx, &task).await?;
         let cause = Cause::system(OVERDUE, &job.key);
         let payload = events::task_overdue(&task);
-        events::task_changed(tx, &self.outbox, events::TASK_OVERDUE, &task, &payload, &cause, now)
-            .await?;
+        events::task_changed(
+            tx,
+            &self.outbox,
+            events::TASK_OVERDUE,
+            &task,
+            &payload,
+            &cause,
+            now,
+        )
+        .await?;
         Ok(())
     }
 

@@ -163,7 +163,12 @@ pub fn task_submitted(task: &Task, note: &str) -> pb::TaskSubmitted {
     }
 }
 
-pub fn task_approved(task: &Task, reviewer: &str, comment: &str, required: i32) -> pb::TaskApproved {
+pub fn task_approved(
+    task: &Task,
+    reviewer: &str,
+    comment: &str,
+    required: i32,
+) -> pb::TaskApproved {
     pb::TaskApproved {
         task_id: task.id.to_string(),
         project_id: task.project_id.to_string(),

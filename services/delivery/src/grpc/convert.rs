@@ -175,7 +175,10 @@ pub fn mask_paths(
 ) -> Result<Vec<&'static str>, Error> {
     let mask = mask.ok_or_else(|| Error::invalid("update_mask", "is required"))?;
     if mask.paths.is_empty() {
-        return Err(Error::invalid("update_mask", "must name at least one field"));
+        return Err(Error::invalid(
+            "update_mask",
+            "must name at least one field",
+        ));
     }
     let mut paths = Vec::new();
     for path in &mask.paths {
@@ -188,7 +191,10 @@ pub fn mask_paths(
             None => {
                 return Err(Error::invalid(
                     "update_mask",
-                    format!("`{path}` cannot be updated; allowed: {}", allowed.join(", ")),
+                    format!(
+                        "`{path}` cannot be updated; allowed: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }

@@ -41,7 +41,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.create_project_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.create_project_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_project(
@@ -49,7 +52,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.get_project_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.get_project_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_projects(
@@ -57,7 +62,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.list_projects_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.list_projects_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn update_project(
@@ -65,7 +73,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::UpdateProjectRequest>,
     ) -> Result<Response<pb::Project>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.update_project_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.update_project_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn delete_project(
@@ -73,7 +84,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.delete_project_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.delete_project_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn create_task(
@@ -81,7 +95,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.create_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.create_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn get_task(
@@ -89,7 +105,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.get_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.get_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_tasks(
@@ -97,7 +115,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.list_tasks_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.list_tasks_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn update_task(
@@ -105,7 +125,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.update_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.update_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn delete_task(
@@ -113,7 +135,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::DeleteTaskRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.delete_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.delete_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn assign_task(
@@ -121,7 +145,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::AssignTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.assign_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.assign_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn start_task(
@@ -129,7 +155,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::StartTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.start_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.start_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn submit_task(
@@ -137,7 +165,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.submit_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.submit_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn approve_task(
@@ -145,7 +175,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::ApproveTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.approve_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.approve_task_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn reject_task(
@@ -153,7 +186,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::RejectTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.reject_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.reject_task_case(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn complete_task(
@@ -161,7 +196,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.complete_task_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.complete_task_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn create_comment(
@@ -169,7 +207,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::CreateCommentRequest>,
     ) -> Result<Response<pb::Comment>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.create_comment_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.create_comment_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn list_comments(
@@ -177,7 +218,10 @@ impl DeliveryService for Delivery {
         request: Request<pb::ListCommentsRequest>,
     ) -> Result<Response<pb::ListCommentsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.list_comments_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.list_comments_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn list_approvals(
@@ -185,6 +229,9 @@ impl DeliveryService for Delivery {
         request: Request<pb::ListApprovalsRequest>,
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.list_approvals_case(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.list_approvals_case(&caller, request.into_inner())
+                .await?,
+        ))
     }
 }

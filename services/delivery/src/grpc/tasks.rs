@@ -501,21 +501,46 @@ impl Delivery {
         match by {
             Move::Assign => {
                 let payload = events::task_assigned(&task, &before);
-                events::task_changed(&mut tx, outbox, events::TASK_ASSIGNED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_ASSIGNED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
             Move::Start => {
                 let payload = events::task_started(&task, &before);
-                events::task_changed(&mut tx, outbox, events::TASK_STARTED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_STARTED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
             Move::Submit => {
                 let payload = events::task_submitted(&task, &input.text);
-                events::task_changed(&mut tx, outbox, events::TASK_SUBMITTED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_SUBMITTED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
             Move::Approve if task.state == TaskState::PendingApproval => {
-                let payload = events::task_approval_recorded(&task, &reviewer, &input.text, required);
+                let payload =
+                    events::task_approval_recorded(&task, &reviewer, &input.text, required);
                 events::task_changed(
                     &mut tx,
                     outbox,
@@ -529,18 +554,42 @@ impl Delivery {
             }
             Move::Approve => {
                 let payload = events::task_approved(&task, &reviewer, &input.text, required);
-                events::task_changed(&mut tx, outbox, events::TASK_APPROVED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_APPROVED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
             Move::Reject => {
                 let payload = events::task_rejected(&task, &reviewer, &input.text);
-                events::task_changed(&mut tx, outbox, events::TASK_REJECTED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_REJECTED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
             Move::Complete => {
                 let payload = events::task_completed(&task, &reviewer);
-                events::task_changed(&mut tx, outbox, events::TASK_COMPLETED, &task, &payload, &cause, now)
-                    .await?
+                events::task_changed(
+                    &mut tx,
+                    outbox,
+                    events::TASK_COMPLETED,
+                    &task,
+                    &payload,
+                    &cause,
+                    now,
+                )
+                .await?
             }
         };
         if by == Move::Submit {

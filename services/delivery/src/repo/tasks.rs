@@ -148,7 +148,8 @@ async fn fetch(
     .bind(project)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(Task::from).ok_or_else(|| Error::not_found("task", id))
+    row.map(Task::from)
+        .ok_or_else(|| Error::not_found("task", id))
 }
 
 /// A task by id alone (jobs), locked; None when deleted or gone.

@@ -62,10 +62,17 @@ async fn a_completed_task_is_never_overdue() {
         .unwrap()
         .into_inner();
     for by in [Move::Start, Move::Submit, Move::Approve, Move::Complete] {
-        task = team.make(&app, team.actor_for(by), &task, by).await.unwrap();
+        task = team
+            .make(&app, team.actor_for(by), &task, by)
+            .await
+            .unwrap();
     }
     app.clock.advance(Duration::days(3));
-    assert_eq!(app.run_jobs().await, 1, "the job runs and finds nothing to do");
+    assert_eq!(
+        app.run_jobs().await,
+        1,
+        "the job runs and finds nothing to do"
+    );
     let (overdue,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM delivery.outbox WHERE event_type = 'delivery.task.overdue'",
     )
@@ -97,7 +104,10 @@ async fn a_submission_waiting_longer_than_the_approval_sla_is_escalated_once() {
         .into_inner();
     let mut task = team.task(&app, &project, "Review me").await;
     for by in [Move::Assign, Move::Start, Move::Submit] {
-        task = team.make(&app, team.actor_for(by), &task, by).await.unwrap();
+        task = team
+            .make(&app, team.actor_for(by), &task, by)
+            .await
+            .unwrap();
     }
     app.clock.advance(Duration::hours(7));
     assert_eq!(app.run_jobs().await, 0);
@@ -111,10 +121,17 @@ async fn a_submission_waiting_longer_than_the_approval_sla_is_escalated_once() {
 
     // A decision in time: no escalation for the next submission.
     for by in [Move::Reject, Move::Start, Move::Submit, Move::Approve] {
-        task = team.make(&app, team.actor_for(by), &task, by).await.unwrap();
+        task = team
+            .make(&app, team.actor_for(by), &task, by)
+            .await
+            .unwrap();
     }
     app.clock.advance(Duration::hours(9));
-    assert_eq!(app.run_jobs().await, 1, "the job runs and finds the decision made");
+    assert_eq!(
+        app.run_jobs().await,
+        1,
+        "the job runs and finds the decision made"
+    );
     let (escalations,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM delivery.outbox WHERE event_type = 'delivery.task.escalated'",
     )

@@ -27,7 +27,11 @@ async fn a_task_cannot_be_assigned_to_someone_who_is_not_a_member() {
             .await,
         ErrorCode::FailedPrecondition,
     );
-    assert!(status.message().contains("not a member"), "{}", status.message());
+    assert!(
+        status.message().contains("not a member"),
+        "{}",
+        status.message()
+    );
     assert_eq!(team.get(&app, &task).await.state, state(TaskState::Draft));
     // A member of another tenant is no member of this one.
     let other = app.team().await;
@@ -53,13 +57,36 @@ async fn a_removed_members_open_tasks_go_back_to_draft_unassigned_with_an_event(
     let team = app.team().await;
     let project = team.project(&app, 1).await;
     let assigned = team.task(&app, &project, "Assigned").await;
-    let assigned = team.make(&app, team.lead, &assigned, Move::Assign).await.unwrap();
+    let assigned = team
+        .make(&app, team.lead, &assigned, Move::Assign)
+        .await
+        .unwrap();
     let started = team.task(&app, &project, "Started").await;
-    let started = team.make(&app, team.lead, &started, Move::Assign).await.unwrap();
-    let started = team.make(&app, team.worker, &started, Move::Start).await.unwrap();
-    let submitted = team.make(&app, team.lead, &team.task(&app, &project, "Submitted").await, Move::Assign).await.unwrap();
-    let submitted = team.make(&app, team.worker, &submitted, Move::Start).await.unwrap();
-    let submitted = team.make(&app, team.worker, &submitted, Move::Submit).await.unwrap();
+    let started = team
+        .make(&app, team.lead, &started, Move::Assign)
+        .await
+        .unwrap();
+    let started = team
+        .make(&app, team.worker, &started, Move::Start)
+        .await
+        .unwrap();
+    let submitted = team
+        .make(
+            &app,
+            team.lead,
+            &team.task(&app, &project, "Submitted").await,
+            Move::Assign,
+        )
+        .await
+        .unwrap();
+    let submitted = team
+        .make(&app, team.worker, &submitted, Move::Start)
+        .await
+        .unwrap();
+    let submitted = team
+        .make(&app, team.worker, &submitted, Move::Submit)
+        .await
+        .unwrap();
 
     app.leave(team.tenant, team.worker).await;
 
@@ -93,7 +120,8 @@ async fn a_member_event_older_than_the_last_one_applied_changes_nothing() {
     let app = TestApp::spawn().await;
     let team = app.team().await;
     // A removal at version 100, then a late "added" at version 50: still removed.
-    app.publish_member(team.tenant, team.worker, false, 100).await;
+    app.publish_member(team.tenant, team.worker, false, 100)
+        .await;
     app.wait_member(team.tenant, team.worker, false).await;
     app.publish_member(team.tenant, team.worker, true, 50).await;
     // A newer event after it is applied, so the stale one has been handled by then.

@@ -16,7 +16,10 @@ async fn a_project_with_a_task_pending_approval_cannot_be_deleted() {
     let project = team.project(&app, 1).await;
     let mut task = team.task(&app, &project, "Pending").await;
     for by in [Move::Assign, Move::Start, Move::Submit] {
-        task = team.make(&app, team.actor_for(by), &task, by).await.unwrap();
+        task = team
+            .make(&app, team.actor_for(by), &task, by)
+            .await
+            .unwrap();
     }
     let delete = pb::DeleteProjectRequest {
         tenant_id: team.tenant.to_string(),
@@ -28,7 +31,9 @@ async fn a_project_with_a_task_pending_approval_cannot_be_deleted() {
         ErrorCode::FailedPrecondition,
     );
     assert!(status.message().contains("PENDING_APPROVAL"));
-    team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
+    team.make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
     team.lead(&app).delete_project(delete).await.unwrap();
 }
 
@@ -113,7 +118,11 @@ async fn an_archived_project_is_read_only_until_unarchived() {
             paths: vec!["archived".into()],
         }),
     };
-    let archived = lead.update_project(archive(true)).await.unwrap().into_inner();
+    let archived = lead
+        .update_project(archive(true))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(archived.archived);
     assert_ne!(archived.etag, project.etag);
     assert_status(
@@ -142,7 +151,9 @@ async fn an_archived_project_is_read_only_until_unarchived() {
         .into_inner();
     assert!(listed.projects.is_empty(), "archived projects are hidden");
     lead.update_project(archive(false)).await.unwrap();
-    team.make(&app, team.lead, &task, Move::Assign).await.unwrap();
+    team.make(&app, team.lead, &task, Move::Assign)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -177,7 +177,13 @@ impl TestApp {
                 role: roles::MEMBER.into(),
             };
             self.log
-                .publish("tenancy", "tenancy.member.added", &tenant.to_string(), version, &payload)
+                .publish(
+                    "tenancy",
+                    "tenancy.member.added",
+                    &tenant.to_string(),
+                    version,
+                    &payload,
+                )
                 .await;
         } else {
             let payload = tenancy::MemberRemoved {
@@ -185,7 +191,13 @@ impl TestApp {
                 user_id: user.to_string(),
             };
             self.log
-                .publish("tenancy", "tenancy.member.removed", &tenant.to_string(), version, &payload)
+                .publish(
+                    "tenancy",
+                    "tenancy.member.removed",
+                    &tenant.to_string(),
+                    version,
+                    &payload,
+                )
                 .await;
         }
     }

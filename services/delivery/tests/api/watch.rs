@@ -15,7 +15,12 @@ use crate::support::{Team, TestApp};
 /// A guard against a hang, not a latency assertion.
 const GUARD: Duration = Duration::from_secs(20);
 
-async fn watch(app: &TestApp, team: &Team, project: &pb::Project, after: &str) -> Streaming<pb::TaskEvent> {
+async fn watch(
+    app: &TestApp,
+    team: &Team,
+    project: &pb::Project,
+    after: &str,
+) -> Streaming<pb::TaskEvent> {
     team.lead(app)
         .watch_tasks(pb::WatchTasksRequest {
             tenant_id: team.tenant.to_string(),
@@ -36,27 +41,40 @@ async fn next(stream: &mut Streaming<pb::TaskEvent>) -> pb::TaskEvent {
 }
 
 #[tokio::test]
-async fn a_watcher_that_reconnects_with_its_last_event_id_gets_exactly_the_missed_changes_then_live_ones() {
+async fn a_watcher_that_reconnects_with_its_last_event_id_gets_exactly_the_missed_changes_then_live_ones()
+ {
     let mut app = TestApp::spawn().await;
     let team = app.team().await;
     let project = team.project(&app, 1).await;
 
     let mut stream = watch(&app, &team, &project, "").await;
     let task = team.task(&app, &project, "Watched").await;
-    let task = team.make(&app, team.lead, &task, Move::Assign).await.unwrap();
+    let task = team
+        .make(&app, team.lead, &task, Move::Assign)
+        .await
+        .unwrap();
     let created = next(&mut stream).await;
     let assigned = next(&mut stream).await;
     assert_eq!(created.event_type, "delivery.task.created");
     assert_eq!(assigned.event_type, "delivery.task.assigned");
-    assert_eq!(assigned.task.as_ref().unwrap().assignee_id, team.worker.to_string());
+    assert_eq!(
+        assigned.task.as_ref().unwrap().assignee_id,
+        team.worker.to_string()
+    );
     assert_eq!(assigned.sequence, created.sequence + 1);
     drop(stream);
 
     // Missed while disconnected, and the service restarts in between.
-    let task = team.make(&app, team.worker, &task, Move::Start).await.unwrap();
+    let task = team
+        .make(&app, team.worker, &task, Move::Start)
+        .await
+        .unwrap();
     app.stop_service().await;
     app.start().await;
-    let task = team.make(&app, team.worker, &task, Move::Submit).await.unwrap();
+    let task = team
+        .make(&app, team.worker, &task, Move::Submit)
+        .await
+        .unwrap();
 
     let mut stream = watch(&app, &team, &project, &assigned.event_id).await;
     let missed = [next(&mut stream).await, next(&mut stream).await];
@@ -65,7 +83,9 @@ async fn a_watcher_that_reconnects_with_its_last_event_id_gets_exactly_the_misse
     assert_eq!(missed[0].sequence, assigned.sequence + 1);
     assert_eq!(missed[1].sequence, assigned.sequence + 2);
     // Then live.
-    team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
+    team.make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
     let live = next(&mut stream).await;
     assert_eq!(live.event_type, "delivery.task.approved");
     assert_eq!(live.sequence, assigned.sequence + 3);
@@ -80,7 +100,12 @@ async fn a_watcher_that_reconnects_with_its_last_event_id_gets_exactly_the_misse
     request
         .metadata_mut()
         .insert("last-event-id", missed[0].event_id.parse().unwrap());
-    let mut stream = team.lead(&app).watch_tasks(request).await.unwrap().into_inner();
+    let mut stream = team
+        .lead(&app)
+        .watch_tasks(request)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(next(&mut stream).await.event_id, missed[1].event_id);
     assert_eq!(next(&mut stream).await.event_id, live.event_id);
 }
@@ -102,7 +127,11 @@ async fn a_watcher_sees_only_its_own_tenants_changes() {
     }
     let theirs_task = theirs.task(&app, &their_project, "Theirs").await;
     let first = next(&mut their_stream).await;
-    assert_eq!(first.task.unwrap().id, theirs_task.id, "nothing of ours came first");
+    assert_eq!(
+        first.task.unwrap().id,
+        theirs_task.id,
+        "nothing of ours came first"
+    );
     // Their token on our project: refused.
     assert_status(
         theirs

@@ -121,7 +121,10 @@ async fn every_move_the_table_lacks_is_refused_naming_the_state_and_the_allowed_
                 );
             }
             let after = team.get(&app, &task).await;
-            assert_eq!(after.etag, task.etag, "{from:?} {by:?} left the task unchanged");
+            assert_eq!(
+                after.etag, task.etag,
+                "{from:?} {by:?} left the task unchanged"
+            );
             assert_eq!(after.state, task.state);
             refused += 1;
         }
@@ -144,13 +147,20 @@ async fn re_sending_the_same_move_by_the_same_caller_is_a_no_op() {
         .expect("a re-sent submit is not an error");
     assert_eq!(again.state, state(TaskState::PendingApproval));
     assert_eq!(again.etag, task.etag, "nothing changed");
-    let approved = team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
-    let again = team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
+    let approved = team
+        .make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
+    let again = team
+        .make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
     assert_eq!(again.etag, approved.etag);
     assert_eq!(team.approvals(&app, &task).await.len(), 1);
     // The same move by someone else is a refused move, not a re-send.
     assert_status(
-        team.make(&app, team.other_approver, &task, Move::Approve).await,
+        team.make(&app, team.other_approver, &task, Move::Approve)
+            .await,
         ErrorCode::FailedPrecondition,
     );
 }
@@ -165,7 +175,10 @@ async fn only_the_assignee_starts_and_submits() {
         team.make(&app, team.approver, &task, Move::Start).await,
         ErrorCode::Authz,
     );
-    let task = team.make(&app, team.worker, &task, Move::Start).await.unwrap();
+    let task = team
+        .make(&app, team.worker, &task, Move::Start)
+        .await
+        .unwrap();
     assert_status(
         team.make(&app, team.lead, &task, Move::Submit).await,
         ErrorCode::Authz,
@@ -183,7 +196,11 @@ async fn four_eyes_the_assignee_can_neither_approve_nor_reject_their_own_work() 
             team.make(&app, team.worker, &task, by).await,
             ErrorCode::Authz,
         );
-        assert!(status.message().contains("four eyes"), "{}", status.message());
+        assert!(
+            status.message().contains("four eyes"),
+            "{}",
+            status.message()
+        );
     }
     assert!(team.approvals(&app, &task).await.is_empty());
     // A viewer lacks delivery.task.approve altogether.
@@ -221,7 +238,9 @@ async fn a_rejection_needs_a_reason_and_is_recorded_with_it() {
         ErrorCode::Validation,
     );
     assert_eq!(violated_fields(&status), ["reason"]);
-    team.make(&app, team.approver, &task, Move::Reject).await.unwrap();
+    team.make(&app, team.approver, &task, Move::Reject)
+        .await
+        .unwrap();
     let history = team.approvals(&app, &task).await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].decision, pb::ApprovalDecision::Rejected as i32);
@@ -367,12 +386,21 @@ async fn with_two_required_approvals_the_task_waits_for_a_second_distinct_approv
     let project = team.project(&app, 2).await;
     assert_eq!(project.required_approvals, 2);
     let task = task_in(&app, &team, &project, TaskState::InProgress).await;
-    let task = team.make(&app, team.worker, &task, Move::Submit).await.unwrap();
-    let once = team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
+    let task = team
+        .make(&app, team.worker, &task, Move::Submit)
+        .await
+        .unwrap();
+    let once = team
+        .make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
     assert_eq!(once.state, state(TaskState::PendingApproval));
     assert_eq!(once.approvals, 1);
     // The same approver again counts once.
-    let again = team.make(&app, team.approver, &task, Move::Approve).await.unwrap();
+    let again = team
+        .make(&app, team.approver, &task, Move::Approve)
+        .await
+        .unwrap();
     assert_eq!(again.etag, once.etag);
     let twice = team
         .make(&app, team.other_approver, &task, Move::Approve)
@@ -394,10 +422,18 @@ async fn the_approval_history_keeps_every_round_in_decision_order() {
     let team = app.team().await;
     let project = team.project(&app, 1).await;
     let task = task_in(&app, &team, &project, TaskState::PendingApproval).await;
-    team.make(&app, team.approver, &task, Move::Reject).await.unwrap();
-    team.make(&app, team.worker, &task, Move::Start).await.unwrap();
-    team.make(&app, team.worker, &task, Move::Submit).await.unwrap();
-    team.make(&app, team.other_approver, &task, Move::Approve).await.unwrap();
+    team.make(&app, team.approver, &task, Move::Reject)
+        .await
+        .unwrap();
+    team.make(&app, team.worker, &task, Move::Start)
+        .await
+        .unwrap();
+    team.make(&app, team.worker, &task, Move::Submit)
+        .await
+        .unwrap();
+    team.make(&app, team.other_approver, &task, Move::Approve)
+        .await
+        .unwrap();
     let history = team.approvals(&app, &task).await;
     let decisions: Vec<_> = history.iter().map(|a| a.decision).collect();
     assert_eq!(
