@@ -4,6 +4,7 @@
 //! Usage: `keel-bench [--write BENCHMARKS.md] [--quick]`
 #![forbid(unsafe_code)]
 
+mod delivery;
 mod events;
 mod gateway;
 mod identity;
@@ -34,6 +35,13 @@ async fn main() -> anyhow::Result<()> {
         &mut report,
         if quick { 10 } else { 100 },
         if quick { 1_000 } else { 20_000 },
+    )
+    .await?;
+
+    delivery::transitions_and_watch_latency(
+        &mut report,
+        if quick { 10 } else { 100 },
+        if quick { 50 } else { 500 },
     )
     .await?;
 
