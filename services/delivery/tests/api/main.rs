@@ -2,6 +2,7 @@
 //! test starts the real service on port 0 against its own database and NATS, on a test clock.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
+mod comments;
 mod isolation;
 mod jobs;
 mod lists;
