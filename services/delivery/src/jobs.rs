@@ -129,17 +129,8 @@ impl Jobs {
         task.version += 1;
         repo::tasks::save(tx, &task).await?;
         let cause = Cause::system(OVERDUE, &job.key);
-        let payload = events::task_overdue(&task);
-        events::task_changed(
-            tx,
-            &self.outbox,
-            events::TASK_OVERDUE,
-            &task,
-            &payload,
-            &cause,
-            now,
-        )
-        .await?;
+        let event = events::task_event(events::TASK_OVERDUE, &task, &events::task_overdue(&task))?;
+        events::task_changed(tx, &self.outbox, event, &task, &cause, now).await?;
         Ok(())
     }
 
@@ -161,16 +152,8 @@ impl Jobs {
         repo::tasks::save(tx, &task).await?;
         let cause = Cause::system(ESCALATION, &job.key);
         let payload = events::task_escalated(&task, &project);
-        events::task_changed(
-            tx,
-            &self.outbox,
-            events::TASK_ESCALATED,
-            &task,
-            &payload,
-            &cause,
-            now,
-        )
-        .await?;
+        let event = events::task_event(events::TASK_ESCALATED, &task, &payload)?;
+        events::task_changed(tx, &self.outbox, event, &task, &cause, now).await?;
         Ok(())
     }
 

@@ -85,22 +85,31 @@ fn user(id: Option<keel_kernel::UserId>) -> String {
     id.map(|u| u.to_string()).unwrap_or_default()
 }
 
-/// Enqueue a task event and append it to the project's change log, in `tx`.
-pub async fn task_changed<M: prost::Name>(
-    tx: &mut TenantTx,
-    outbox: &Outbox,
+/// A task event of `event_type` about `task` as it is now (its version).
+pub fn task_event<M: prost::Name>(
     event_type: &str,
     task: &Task,
     payload: &M,
+) -> Result<NewEvent, Error> {
+    Ok(NewEvent::new(event_type, task.id, payload)?
+        .tenant(task.tenant_id)
+        .version(task.version))
+}
+
+/// Enqueue a task event (from [`task_event`]) and append it to the project's change log, in
+/// `tx`, under the same event id.
+pub async fn task_changed(
+    tx: &mut TenantTx,
+    outbox: &Outbox,
+    event: NewEvent,
+    task: &Task,
     cause: &Cause,
     now: DateTime<Utc>,
 ) -> Result<EventId, Error> {
-    let event = NewEvent::new(event_type, task.id, payload)?
-        .tenant(task.tenant_id)
-        .version(task.version);
+    let event_type = event.event_type().to_owned();
     let event_id = outbox.enqueue(tx, cause.stamp(event)).await?;
     let sequence = repo::projects::next_change(tx, task.project_id).await?;
-    repo::changes::append(tx, sequence, event_id, event_type, task, now).await?;
+    repo::changes::append(tx, sequence, event_id, &event_type, task, now).await?;
     Ok(event_id)
 }
 

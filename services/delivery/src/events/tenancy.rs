@@ -69,16 +69,8 @@ impl TenancyEvents {
             task.updated_at = now;
             repo::tasks::save(tx, &task).await?;
             let payload = super::task_unassigned(&task, &before, MEMBER_REMOVED_REASON);
-            super::task_changed(
-                tx,
-                &self.outbox,
-                super::TASK_UNASSIGNED,
-                &task,
-                &payload,
-                &cause,
-                now,
-            )
-            .await?;
+            let event = super::task_event(super::TASK_UNASSIGNED, &task, &payload)?;
+            super::task_changed(tx, &self.outbox, event, &task, &cause, now).await?;
         }
         Ok(())
     }

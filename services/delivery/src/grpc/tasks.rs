@@ -124,15 +124,13 @@ impl Delivery {
             deleted_at: None,
         };
         repo::tasks::insert(&mut tx, &task).await?;
-        let payload = events::task_created(&task);
-        let cause = Cause::of(caller);
+        let event = events::task_event(events::TASK_CREATED, &task, &events::task_created(&task))?;
         events::task_changed(
             &mut tx,
             &self.0.outbox,
-            events::TASK_CREATED,
+            event,
             &task,
-            &payload,
-            &cause,
+            &Cause::of(caller),
             now,
         )
         .await?;
@@ -245,13 +243,16 @@ impl Delivery {
         task.version += 1;
         task.updated_at = now;
         repo::tasks::save(&mut tx, &task).await?;
-        let payload = events::task_updated(&task, &paths);
+        let event = events::task_event(
+            events::TASK_UPDATED,
+            &task,
+            &events::task_updated(&task, &paths),
+        )?;
         events::task_changed(
             &mut tx,
             &self.0.outbox,
-            events::TASK_UPDATED,
+            event,
             &task,
-            &payload,
             &Cause::of(caller),
             now,
         )
@@ -292,13 +293,12 @@ impl Delivery {
         task.updated_at = now;
         task.deleted_at = Some(now);
         repo::tasks::save(&mut tx, &task).await?;
-        let payload = events::task_deleted(&task);
+        let event = events::task_event(events::TASK_DELETED, &task, &events::task_deleted(&task))?;
         events::task_changed(
             &mut tx,
             &self.0.outbox,
-            events::TASK_DELETED,
+            event,
             &task,
-            &payload,
             &Cause::of(caller),
             now,
         )
@@ -496,102 +496,46 @@ impl Delivery {
             }
         }
         repo::tasks::save(&mut tx, &task).await?;
-        let outbox = &self.0.outbox;
         let required = project.required_approvals;
-        match by {
-            Move::Assign => {
-                let payload = events::task_assigned(&task, &before);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_ASSIGNED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Start => {
-                let payload = events::task_started(&task, &before);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_STARTED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Submit => {
-                let payload = events::task_submitted(&task, &input.text);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_SUBMITTED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Approve if task.state == TaskState::PendingApproval => {
-                let payload =
-                    events::task_approval_recorded(&task, &reviewer, &input.text, required);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_APPROVAL_RECORDED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Approve => {
-                let payload = events::task_approved(&task, &reviewer, &input.text, required);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_APPROVED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Reject => {
-                let payload = events::task_rejected(&task, &reviewer, &input.text);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_REJECTED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
-            Move::Complete => {
-                let payload = events::task_completed(&task, &reviewer);
-                events::task_changed(
-                    &mut tx,
-                    outbox,
-                    events::TASK_COMPLETED,
-                    &task,
-                    &payload,
-                    &cause,
-                    now,
-                )
-                .await?
-            }
+        let event = match by {
+            Move::Assign => events::task_event(
+                events::TASK_ASSIGNED,
+                &task,
+                &events::task_assigned(&task, &before),
+            )?,
+            Move::Start => events::task_event(
+                events::TASK_STARTED,
+                &task,
+                &events::task_started(&task, &before),
+            )?,
+            Move::Submit => events::task_event(
+                events::TASK_SUBMITTED,
+                &task,
+                &events::task_submitted(&task, &input.text),
+            )?,
+            // Short of the project's required approvals: recorded, still waiting.
+            Move::Approve if task.state == TaskState::PendingApproval => events::task_event(
+                events::TASK_APPROVAL_RECORDED,
+                &task,
+                &events::task_approval_recorded(&task, &reviewer, &input.text, required),
+            )?,
+            Move::Approve => events::task_event(
+                events::TASK_APPROVED,
+                &task,
+                &events::task_approved(&task, &reviewer, &input.text, required),
+            )?,
+            Move::Reject => events::task_event(
+                events::TASK_REJECTED,
+                &task,
+                &events::task_rejected(&task, &reviewer, &input.text),
+            )?,
+            Move::Complete => events::task_event(
+                events::TASK_COMPLETED,
+                &task,
+                &events::task_completed(&task, &reviewer),
+            )?,
         };
+        events::task_changed(&mut tx, &self.0.outbox, event, &task, &cause, now).await?;
         if by == Move::Submit {
             if !input.text.trim().is_empty() {
                 self.add_comment(&mut tx, &project, &task, &reviewer, &input.text, &cause)
