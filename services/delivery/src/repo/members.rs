@@ -30,14 +30,16 @@ pub async fn apply(
     Ok(applied.rows_affected() > 0)
 }
 
-/// Whether `user` is a member of the transaction's tenant.
+/// Whether `user` is a member of the transaction's tenant. The row is share-locked until the
+/// transaction ends, so a removal arriving meanwhile waits for this assignment to commit and
+/// then finds the task among the removed member's open work.
 pub async fn is_member(tx: &mut TenantTx, user: UserId) -> Result<bool, Error> {
-    let (member,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE tenant_id = $1 AND user_id = $2 AND active)",
+    let row: Option<(bool,)> = sqlx::query_as(
+        "SELECT active FROM members WHERE tenant_id = $1 AND user_id = $2 FOR SHARE",
     )
     .bind(tx.tenant())
     .bind(user)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(member)
+    Ok(row.is_some_and(|(active,)| active))
 }

@@ -156,3 +156,32 @@ async fn a_watcher_sees_only_its_own_tenants_changes() {
         ErrorCode::NotFound,
     );
 }
+
+#[tokio::test]
+async fn resuming_after_an_event_id_the_project_never_had_is_not_found() {
+    let app = TestApp::spawn().await;
+    let team = app.team().await;
+    let project = team.project(&app, 1).await;
+    let status = assert_status(
+        team.lead(&app)
+            .watch_tasks(pb::WatchTasksRequest {
+                tenant_id: team.tenant.to_string(),
+                project_id: project.id.clone(),
+                after_event_id: uuid::Uuid::now_v7().to_string(),
+            })
+            .await,
+        ErrorCode::NotFound,
+    );
+    assert!(!status.message().is_empty());
+    let status = assert_status(
+        team.lead(&app)
+            .watch_tasks(pb::WatchTasksRequest {
+                tenant_id: team.tenant.to_string(),
+                project_id: project.id.clone(),
+                after_event_id: "not-an-id".into(),
+            })
+            .await,
+        ErrorCode::Validation,
+    );
+    assert_eq!(keel_testkit::violated_fields(&status), ["after_event_id"]);
+}

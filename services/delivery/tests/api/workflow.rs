@@ -450,3 +450,42 @@ async fn the_approval_history_keeps_every_round_in_decision_order() {
         .await;
     assert!(update.is_err(), "approvals cannot be rewritten");
 }
+
+#[tokio::test]
+async fn ten_approvals_raced_against_ten_rejections_leave_exactly_one_decision() {
+    let app = TestApp::spawn().await;
+    let team = app.team().await;
+    let project = team.project(&app, 1).await;
+    let task = task_in(&app, &team, &project, TaskState::PendingApproval).await;
+    let mut reviewers = Vec::new();
+    for _ in 0..20 {
+        let reviewer = keel_kernel::UserId::new();
+        app.join(team.tenant, reviewer).await;
+        reviewers.push(reviewer);
+    }
+    let attempts = reviewers.iter().enumerate().map(|(n, reviewer)| {
+        let by = if n % 2 == 0 {
+            Move::Approve
+        } else {
+            Move::Reject
+        };
+        let (app, team, task) = (&app, &team, &task);
+        async move { (by, team.make(app, *reviewer, task, by).await) }
+    });
+    let results = join_all(attempts).await;
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one decision wins");
+    let (winning_move, _) = winners[0];
+    let history = team.approvals(&app, &task).await;
+    assert_eq!(history.len(), 1);
+    let after = team.get(&app, &task).await;
+    let expected = if *winning_move == Move::Approve {
+        TaskState::Approved
+    } else {
+        TaskState::Rejected
+    };
+    assert_eq!(after.state, state(expected));
+    for (_, result) in results.into_iter().filter(|(_, r)| r.is_err()) {
+        assert_status(result, ErrorCode::FailedPrecondition);
+    }
+}
