@@ -130,3 +130,31 @@ async fn a_member_event_older_than_the_last_one_applied_changes_nothing() {
     app.wait_member(team.tenant, marker, true).await;
     app.wait_member(team.tenant, team.worker, false).await;
 }
+
+#[tokio::test]
+async fn assignments_raced_against_the_assignees_removal_never_leave_work_with_a_non_member() {
+    let app = TestApp::spawn().await;
+    let team = app.team().await;
+    let project = team.project(&app, 1).await;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        tasks.push(team.task(&app, &project, &format!("Raced {n}")).await);
+    }
+    let assignments = futures::future::join_all(
+        tasks
+            .iter()
+            .map(|task| team.make(&app, team.lead, task, Move::Assign)),
+    );
+    let removal = app.leave(team.tenant, team.worker);
+    let (results, ()) = tokio::join!(assignments, removal);
+    for result in results.into_iter().filter(Result::is_err) {
+        assert_status(result, ErrorCode::FailedPrecondition);
+    }
+    // The removal has been applied: every assignment either came before it (and was undone) or
+    // after it (and was refused).
+    for task in &tasks {
+        let after = team.get(&app, task).await;
+        assert!(after.assignee_id.is_empty(), "{after:?}");
+        assert_eq!(after.state, state(TaskState::Draft));
+    }
+}
