@@ -4,6 +4,8 @@
 //! Usage: `keel-bench [--write BENCHMARKS.md] [--quick]`
 #![forbid(unsafe_code)]
 
+mod ai;
+mod billing;
 mod delivery;
 mod events;
 mod gateway;
@@ -29,6 +31,19 @@ async fn main() -> anyhow::Result<()> {
         &mut report,
         if quick { 200 } else { 2_000 },
         if quick { 50 } else { 400 },
+    )
+    .await?;
+    ai::gateway_overhead(
+        &mut report,
+        if quick { 200 } else { 2_000 },
+        if quick { 10 } else { 100 },
+        if quick { 100 } else { 1_000 },
+    )
+    .await?;
+    billing::usage_and_period_close(
+        &mut report,
+        if quick { 2_000 } else { 20_000 },
+        if quick { 100 } else { 1_000 },
     )
     .await?;
     identity::login_and_verification(

@@ -261,6 +261,11 @@ pub struct MethodRoute {
     pub tenant_match: Option<bool>,
     #[serde(default)]
     pub rate_limit: Option<RateSpec>,
+    /// A server stream that may stay quiet for long (a watch): instead of ending it after the
+    /// upstream's `timeout_ms` without a message, the gateway sends a keep-alive (an SSE comment)
+    /// every `timeout_ms` and keeps it open until the client or the service ends it.
+    #[serde(default)]
+    pub long_lived: bool,
 }
 
 /// A GCRA policy: `rate` requests per `per_secs`, with bursts of up to `burst`.

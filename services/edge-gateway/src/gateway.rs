@@ -363,6 +363,8 @@ impl Gateway {
                 format: Format::negotiate(parts.headers.get(header::ACCEPT)),
                 response_body: binding.response_body.clone(),
                 idle: upstream.timeout,
+                long_lived: route.long_lived,
+                event_id: stream::event_id_field(&route.method.output()),
                 upstream: upstream.name.to_string(),
                 request_id: request_id.clone(),
             };

@@ -247,6 +247,9 @@ fn operation(
     let mut errors = vec!["400", "404", "429", "500", "503", "504"];
     if !route.public {
         errors.extend(["401", "403"]);
+    } else if matches!(binding.body, BodyRule::Raw { .. }) {
+        // The method authenticates the sender itself (a signature over the body).
+        errors.push("401");
     }
     if !matches!(binding.body, BodyRule::None) {
         errors.extend(["413", "415"]);

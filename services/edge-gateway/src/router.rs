@@ -44,6 +44,8 @@ pub struct Route {
     pub rate_limit: Option<(Arc<str>, RateSpec)>,
     /// A body limit of the route's own (raw routes), instead of `http.max_body_bytes`.
     pub max_body: Option<usize>,
+    /// A stream that may stay quiet for long (a watch): kept alive instead of timed out.
+    pub long_lived: bool,
 }
 
 impl Route {
@@ -184,6 +186,7 @@ impl Router {
                     active_tenant: service_route.active_tenant || service_route.module.is_some(),
                     rate_limit,
                     max_body: None,
+                    long_lived: settings.long_lived,
                     method: method.clone(),
                 });
                 let rules = std::iter::once(&rule).chain(rule.additional_bindings.iter());
@@ -491,6 +494,7 @@ fn raw_binding(pool: &DescriptorPool, raw: &RawRoute) -> Result<Binding, String>
             .rate_limit
             .map(|spec| (Arc::from(raw.path.as_str()), spec)),
         max_body: raw.max_body_bytes,
+        long_lived: false,
         method: method.clone(),
     });
     Ok(Binding {

@@ -46,9 +46,16 @@ impl Format {
         }
     }
 
-    fn message(self, json: &[u8]) -> Bytes {
+    /// One message; in SSE with `id:` when the message carries an event id, so a reconnecting
+    /// `EventSource` sends it back as `Last-Event-ID` and the stream resumes after it.
+    fn message(self, json: &[u8], event_id: Option<&str>) -> Bytes {
         let mut out = Vec::with_capacity(json.len() + 8);
         if self == Format::Sse {
+            if let Some(id) = event_id.filter(|id| is_sse_id(id)) {
+                out.extend_from_slice(b"id: ");
+                out.extend_from_slice(id.as_bytes());
+                out.push(b'\n');
+            }
             out.extend_from_slice(b"data: ");
         }
         out.extend_from_slice(json);
@@ -73,6 +80,15 @@ impl Format {
         Bytes::from(out)
     }
 
+    /// Sent when a long-lived stream has been quiet for a while, so proxies and clients keep the
+    /// connection: an SSE comment, or an empty NDJSON line.
+    fn keep_alive(self) -> Bytes {
+        match self {
+            Format::Sse => Bytes::from_static(b": keep-alive\n\n"),
+            Format::Ndjson => Bytes::from_static(b"\n"),
+        }
+    }
+
     fn done(self) -> Option<Bytes> {
         (self == Format::Sse).then(|| Bytes::from_static(b"event: done\ndata: {}\n\n"))
     }
@@ -84,6 +100,11 @@ pub struct StreamContext {
     pub response_body: Option<FieldDescriptor>,
     /// Longest wait for the next message.
     pub idle: Duration,
+    /// A long-lived stream (a watch): quiet periods are normal, so instead of failing after
+    /// `idle`, a keep-alive is sent every `idle` and the stream goes on.
+    pub long_lived: bool,
+    /// The streamed message's top-level `event_id` string field, if it has one: the SSE `id:`.
+    pub event_id: Option<FieldDescriptor>,
     pub upstream: String,
     pub request_id: HeaderValue,
 }
@@ -140,6 +161,9 @@ pub async fn respond(
                             State::Finished,
                         )
                     }
+                    Err(_) if context.long_lived => {
+                        (context.format.keep_alive(), State::Next(streaming))
+                    }
                     Err(_) => {
                         let problem = Problem::timeout(format!(
                             "the {} service stopped sending",
@@ -169,8 +193,13 @@ pub async fn respond(
 }
 
 fn encode(context: &StreamContext, message: &DynamicMessage) -> Bytes {
+    let event_id = context
+        .event_id
+        .as_ref()
+        .map(|field| message.get_field(field));
+    let event_id = event_id.as_ref().and_then(|value| value.as_str());
     match transcode::response(context.response_body.as_ref(), message) {
-        Ok(json) => context.format.message(&json),
+        Ok(json) => context.format.message(&json, event_id),
         Err(err) => {
             tracing::error!(error = %err, "a streamed message could not be written as JSON");
             context
@@ -178,4 +207,16 @@ fn encode(context: &StreamContext, message: &DynamicMessage) -> Bytes {
                 .error(&Problem::internal().to_json(&context.request_id))
         }
     }
+}
+
+/// An id that fits on an SSE `id:` line: not empty, no line breaks, no NUL.
+fn is_sse_id(id: &str) -> bool {
+    !id.is_empty() && !id.contains(['\n', '\r', '\0'])
+}
+
+/// The `event_id` string field of a streamed message type, if it has one.
+pub fn event_id_field(message: &prost_reflect::MessageDescriptor) -> Option<FieldDescriptor> {
+    message
+        .get_field_by_name("event_id")
+        .filter(|field| field.kind() == prost_reflect::Kind::String && !field.is_list())
 }

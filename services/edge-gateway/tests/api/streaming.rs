@@ -179,3 +179,74 @@ async fn a_generated_streaming_service_answers_on_both_bindings() {
         ("error", Some(503))
     );
 }
+
+/// The `id:` lines of an SSE body, in order.
+fn sse_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_message_with_an_event_id_carries_it_as_the_sse_id_for_resuming() {
+    let h = Harness::start().await;
+    let response = h
+        .get("/v1/watch/3")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let (_, text) = body_of(response).await;
+    assert_eq!(sse_ids(&text), ["ev-0", "ev-1", "ev-2"], "{text}");
+    // Messages without an `event_id` field get no id line.
+    let (_, count) = body_of(
+        h.get("/v1/count/2")
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert!(sse_ids(&count).is_empty(), "{count}");
+}
+
+#[tokio::test]
+async fn a_long_lived_stream_is_kept_alive_through_quiet_periods_and_others_time_out() {
+    let routes = crate::support::ROUTES
+        .replace("timeout_ms: 3000", "timeout_ms: 150")
+        .replace(
+            "GetAnyTenantThing: { tenant_match: false }",
+            "GetAnyTenantThing: { tenant_match: false }\n      Watch: { long_lived: true }",
+        );
+    let h = Harness::with_routes(&routes).await;
+    let response = h
+        .get("/v1/watch/2?pause_ms=500")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("answers");
+    let (_, text) = body_of(response).await;
+    assert_eq!(sse_ids(&text), ["ev-0", "ev-1"], "{text}");
+    assert!(text.contains(": keep-alive\n\n"), "{text}");
+    assert!(text.ends_with("event: done\ndata: {}\n\n"), "{text}");
+    assert!(!text.contains("event: error"), "{text}");
+    h.stop().await;
+
+    // The same quiet period on an ordinary stream is a timeout error event.
+    let h = Harness::with_routes(
+        &crate::support::ROUTES.replace("timeout_ms: 3000", "timeout_ms: 150"),
+    )
+    .await;
+    let (_, text) = body_of(
+        h.get("/v1/watch/2?pause_ms=500")
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert!(text.contains("event: error"), "{text}");
+    h.stop().await;
+}

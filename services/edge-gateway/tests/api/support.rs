@@ -267,7 +267,26 @@ impl tonic::server::ServerStreamingService<DynamicMessage> for CountService {
                     .and_then(|v| v.as_i32())
                     .unwrap_or(0)
             };
-            let (n, fail_at) = (int("n"), int("fail_at"));
+            let (n, fail_at, pause_ms) = (int("n"), int("fail_at"), int("pause_ms"));
+            if output.get_field_by_name("event_id").is_some() {
+                // A watch: events with ids, `pause_ms` apart.
+                let stream: Self::ResponseStream = Box::pin(futures::stream::unfold(0, move |i| {
+                    let output = output.clone();
+                    async move {
+                        if i >= n {
+                            return None;
+                        }
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(pause_ms as u64)).await;
+                        }
+                        let mut event = DynamicMessage::new(output);
+                        event.set_field_by_name("event_id", Value::String(format!("ev-{i}")));
+                        event.set_field_by_name("n", Value::I32(i));
+                        Some((Ok(event), i + 1))
+                    }
+                }));
+                return Ok(tonic::Response::new(stream));
+            }
             if fail_at < 0 {
                 return Err(Status::permission_denied("counting is not allowed"));
             }
