@@ -6,6 +6,7 @@
 
 mod ai;
 mod billing;
+mod delivery;
 mod events;
 mod gateway;
 mod identity;
@@ -53,6 +54,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     marketplace::orders_hot_vs_spread(&mut report, if quick { 50 } else { 500 }).await?;
+
+    delivery::transitions_and_watch_latency(
+        &mut report,
+        if quick { 10 } else { 100 },
+        if quick { 50 } else { 500 },
+    )
+    .await?;
 
     let markdown = report.markdown();
     println!("{markdown}");
