@@ -133,6 +133,9 @@ struct JobRow {
     attempts: i32,
 }
 
+/// How long [`JobRunner::run_due`] waits for due jobs that other workers are running.
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(30);
+
 /// The longest a failing job waits before its next attempt.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
 
@@ -151,14 +154,46 @@ impl JobRunner {
         }
     }
 
-    /// Run jobs due now until none is left; how many ran (successfully or not). Workers of other
-    /// replicas running at the same time never get the same job.
+    /// Run jobs due now until none is left, waiting for due jobs another worker is running (so
+    /// a test that moved its clock sees every due job's effect); how many ran here. Workers of
+    /// other replicas running at the same time never get the same job.
     pub async fn run_due(&self) -> Result<usize, Error> {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHERS;
+        let mut ran = 0;
+        loop {
+            ran += self.drain().await?;
+            if !self.due_elsewhere().await? || tokio::time::Instant::now() >= deadline {
+                return Ok(ran);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Run jobs due now until none can be claimed (the worker's loop: it does not wait for
+    /// other workers' jobs).
+    async fn drain(&self) -> Result<usize, Error> {
         let mut ran = 0;
         while self.run_one().await? {
             ran += 1;
         }
         Ok(ran)
+    }
+
+    /// Whether a due job of ours is still open: one another worker has claimed and not finished.
+    async fn due_elsewhere(&self) -> Result<bool, Error> {
+        if self.handlers.is_empty() {
+            return Ok(false);
+        }
+        let kinds: Vec<&str> = self.handlers.keys().copied().collect();
+        let open: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE done_at IS NULL AND given_up_at IS NULL \
+                AND run_at <= $1 AND kind = ANY($2))",
+        )
+        .bind(self.clock.now())
+        .bind(&kinds)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(open)
     }
 
     /// Claim one due job and run it. False when there was none.
@@ -245,7 +280,7 @@ impl JobRunner {
         }
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         loop {
-            if let Err(err) = self.run_due().await {
+            if let Err(err) = self.drain().await {
                 tracing::warn!(error = %err, "job worker cannot reach the database; retrying");
             }
             tokio::select! {
