@@ -4,10 +4,12 @@
 //! Usage: `keel-bench [--write BENCHMARKS.md] [--quick]`
 #![forbid(unsafe_code)]
 
+mod ai;
 mod billing;
 mod events;
 mod gateway;
 mod identity;
+mod marketplace;
 mod report;
 
 use report::Report;
@@ -31,6 +33,13 @@ async fn main() -> anyhow::Result<()> {
         if quick { 50 } else { 400 },
     )
     .await?;
+    ai::gateway_overhead(
+        &mut report,
+        if quick { 200 } else { 2_000 },
+        if quick { 10 } else { 100 },
+        if quick { 100 } else { 1_000 },
+    )
+    .await?;
     billing::usage_and_period_close(
         &mut report,
         if quick { 2_000 } else { 20_000 },
@@ -43,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         if quick { 1_000 } else { 20_000 },
     )
     .await?;
+    marketplace::orders_hot_vs_spread(&mut report, if quick { 50 } else { 500 }).await?;
 
     let markdown = report.markdown();
     println!("{markdown}");

@@ -32,6 +32,8 @@ pub struct NewEvent {
     correlation_id: String,
     causation_id: String,
     payload: prost_types::Any,
+    /// A natural id when the event has one (an AI call's completion id), else a fresh one.
+    event_id: Option<EventId>,
 }
 
 impl NewEvent {
@@ -59,7 +61,16 @@ impl NewEvent {
             correlation_id: String::new(),
             causation_id: String::new(),
             payload,
+            event_id: None,
         })
+    }
+
+    /// Use `id` as the envelope's event id (and JetStream message id) instead of a fresh one, for
+    /// an event that is the one record of something with an id of its own: consumers that
+    /// deduplicate on the event id then count that thing once, whoever publishes it how often.
+    pub fn id(mut self, id: EventId) -> Self {
+        self.event_id = Some(id);
+        self
     }
 
     pub fn tenant(mut self, tenant: TenantId) -> Self {
@@ -114,7 +125,7 @@ impl Outbox {
     /// transaction rolls back, the event never existed.
     #[tracing::instrument(skip_all, fields(event_type = %event.event_type))]
     pub async fn enqueue(&self, tx: &mut PgConnection, event: NewEvent) -> Result<EventId, Error> {
-        let event_id = EventId::new();
+        let event_id = event.event_id.unwrap_or_else(EventId::new);
         let trace_context: HashMap<String, String> = crate::telemetry::current_context_map();
         let now = chrono::Utc::now();
         let envelope = EventEnvelope {

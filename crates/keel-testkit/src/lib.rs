@@ -4,6 +4,7 @@
 
 pub mod assert;
 pub mod events;
+pub mod fake_llm;
 pub mod stack;
 pub mod tokens;
 

@@ -1,4 +1,14 @@
-//! The marketplace service (not built yet: its contract lives in proto/).
+//! The marketplace service binary: load config, start telemetry, serve until a signal.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use keel_kernel::config::{self, Config};
+use keel_marketplace::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: Config<Settings> = Config::load(&config::path_from_args("marketplace"))?;
+    let _telemetry = keel_kernel::telemetry::init(&config.service, &config.telemetry)?;
+    let running = keel_marketplace::build(config).await?;
+    running.run_until_signal().await?;
+    Ok(())
+}
