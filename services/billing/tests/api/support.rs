@@ -11,7 +11,7 @@ use keel_billing::Settings;
 use keel_billing::domain::webhook;
 use keel_kernel::app::Running;
 use keel_kernel::auth::roles;
-use keel_kernel::clock::TestClock;
+use keel_kernel::clock::{Clock, TestClock};
 use keel_kernel::config::{Config, DatabaseConfig};
 use keel_kernel::grpc::timestamp;
 use keel_kernel::{TenantId, UserId};
@@ -152,15 +152,34 @@ impl TestApp {
         }
     }
 
-    /// Run every job due at the test clock's time (period closes, dunning); how many ran.
+    /// Run every job due at the test clock's time (period closes, dunning); how many this call
+    /// ran. The service's own worker polls too and may hold a due job (claimed with SKIP LOCKED)
+    /// while this runs: wait until no due job is left undone, so what follows sees its effect.
     pub async fn run_jobs(&self) -> usize {
-        self.running
-            .as_ref()
-            .expect("running")
-            .jobs
-            .run_due()
+        let jobs = &self.running.as_ref().expect("running").jobs;
+        let admin = self.admin_pool().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut ran = 0;
+        loop {
+            ran += jobs.run_due().await.expect("jobs run");
+            let (pending,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM billing.jobs \
+                  WHERE done_at IS NULL AND given_up_at IS NULL AND run_at <= $1",
+            )
+            .bind(self.clock.now())
+            .fetch_one(&admin)
             .await
-            .expect("jobs run")
+            .expect("pending jobs");
+            if pending == 0 {
+                admin.close().await;
+                return ran;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} due jobs still undone after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Move the clock to `to` and run what fell due.
