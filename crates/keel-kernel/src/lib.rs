@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod metrics;
+pub mod money;
 pub mod nats;
 pub mod outbox;
 pub mod server;
