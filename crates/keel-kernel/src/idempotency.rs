@@ -181,3 +181,19 @@ impl IdempotencyKey {
         Ok(())
     }
 }
+
+/// Forget `method`'s keys stored before `stored_before` (a service's retention job: keys must
+/// outlive any client's retries, e.g. 24 h, and no longer). How many went. Run in a transaction
+/// without a tenant: principal-scoped keys carry none, and the policy admits them there.
+pub async fn purge(
+    conn: &mut PgConnection,
+    method: &str,
+    stored_before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, Error> {
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE method = $1 AND created_at < $2")
+        .bind(method)
+        .bind(stored_before)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}

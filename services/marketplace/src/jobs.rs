@@ -132,7 +132,7 @@ impl IdempotencyPurgeJob {
         let now = self.0.clock.now();
         let cutoff = now - self.0.settings.idempotency_retention();
         let purged =
-            repo::idempotency::purge(tx.conn(), order::CREATE_ORDER_METHOD, cutoff).await?;
+            keel_kernel::idempotency::purge(tx.conn(), order::CREATE_ORDER_METHOD, cutoff).await?;
         tracing::info!(purged, "idempotency keys purged");
         jobs::schedule(tx.conn(), next_purge(now)).await?;
         Ok(())

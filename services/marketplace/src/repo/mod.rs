@@ -8,7 +8,6 @@
 //! request.
 
 pub mod disputes;
-pub mod idempotency;
 pub mod listings;
 pub mod offers;
 pub mod orders;
