@@ -5,9 +5,11 @@
 pub mod assert;
 pub mod events;
 pub mod fake_llm;
+pub mod grpc;
 pub mod stack;
 pub mod tokens;
 
 pub use assert::{assert_status, eventually, violated_fields};
 pub use events::{EventLog, payload};
+pub use grpc::Bearer;
 pub use stack::{TestDatabase, TestNats};

@@ -22,8 +22,6 @@ use keel_testkit::EventLog;
 use keel_testkit::stack::{self, TestDatabase, TestNats};
 use keel_testkit::tokens::{TestIssuer, TokenSpec};
 use prost::Message;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -41,23 +39,7 @@ pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 time")
 }
 
-/// Puts `authorization: Bearer <token>` on every call.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
+pub use keel_testkit::Bearer;
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 pub type Client = BillingServiceClient<Authed>;

@@ -16,8 +16,6 @@ use keel_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceC
 use keel_testkit::EventLog;
 use keel_testkit::stack::{self, TestDatabase, TestNats};
 use keel_testkit::tokens::{TestIssuer, TokenSpec};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -38,21 +36,7 @@ pub const PARTY: &[&str] = &[
 /// An operator: a party's rights plus settling disputes and reading every order.
 pub const OPERATOR_EXTRA: &[&str] = &["marketplace.order.read_all", "marketplace.dispute.resolve"];
 
-/// Puts `authorization: Bearer <token>` on every call.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
+pub use keel_testkit::Bearer;
 
 pub type Client = MarketplaceServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -193,10 +177,7 @@ impl TestApp {
     }
 
     pub fn client(&self, token: &str) -> Client {
-        MarketplaceServiceClient::with_interceptor(
-            self.channel.clone(),
-            Bearer(format!("Bearer {token}").parse().expect("ascii token")),
-        )
+        MarketplaceServiceClient::with_interceptor(self.channel.clone(), Bearer::token(token))
     }
 
     /// The same buyer or seller with a client on the current channel (after a restart).

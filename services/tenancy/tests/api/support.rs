@@ -15,28 +15,10 @@ use keel_tenancy::Settings;
 use keel_testkit::EventLog;
 use keel_testkit::stack::{self, TestDatabase, TestNats};
 use keel_testkit::tokens::{TestIssuer, TokenSpec};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// Puts `authorization: Bearer <token>` on every call.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
+pub use keel_testkit::Bearer;
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 
