@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod money;
 pub mod nats;
 pub mod outbox;
+pub mod search;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;

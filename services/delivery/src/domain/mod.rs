@@ -4,7 +4,6 @@
 pub mod ids;
 pub mod permissions;
 pub mod project;
-pub mod search;
 pub mod task;
 pub mod workflow;
 

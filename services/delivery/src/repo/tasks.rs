@@ -5,8 +5,8 @@ use keel_kernel::db::TenantTx;
 use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId, UserId};
 
-use crate::domain::search;
 use crate::domain::{Move, ProjectId, Task, TaskId, TaskState};
+use keel_kernel::search;
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -86,7 +86,7 @@ pub async fn insert(tx: &mut TenantTx, task: &Task) -> Result<(), Error> {
     .bind(task.overdue_raised_for)
     .bind(task.created_at)
     .bind(task.updated_at)
-    .bind(search::index_text(&task.title, &task.description))
+    .bind(search::document(&[&task.title, &task.description]))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -116,7 +116,7 @@ pub async fn save(tx: &mut TenantTx, task: &Task) -> Result<(), Error> {
     .bind(task.overdue_raised_for)
     .bind(task.updated_at)
     .bind(task.deleted_at)
-    .bind(search::index_text(&task.title, &task.description))
+    .bind(search::document(&[&task.title, &task.description]))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -171,7 +171,7 @@ pub async fn lock_any(tx: &mut TenantTx, id: TaskId) -> Result<Option<Task>, Err
 pub struct Filter {
     pub state: Option<TaskState>,
     pub assignee: Option<UserId>,
-    /// Words for full-text search ([`search::query_text`] applied).
+    /// Words for full-text search ([`search::query`] applied).
     pub query: Option<String>,
 }
 
@@ -195,7 +195,7 @@ pub async fn list(
     .bind(project)
     .bind(filter.state)
     .bind(filter.assignee)
-    .bind(filter.query.as_deref().map(search::query_text))
+    .bind(filter.query.as_deref().and_then(search::query))
     .bind(after.map(|c| c.at))
     .bind(after.map(|c| c.id))
     .bind(limit)

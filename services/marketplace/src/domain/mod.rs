@@ -12,7 +12,6 @@ pub mod money;
 pub mod offer;
 pub mod order;
 pub mod permissions;
-pub mod search;
 
 pub use dispute::{Dispute, DisputeAction, DisputeState, Resolution};
 pub use ids::{DisputeId, ListingId, OfferId, OrderId};

@@ -10,10 +10,11 @@ use super::marketplace::Marketplace;
 use super::user_in_tenant;
 use crate::domain::listing::NewListing;
 use crate::domain::money::{self, Currency};
-use crate::domain::{ListingAction, ListingId, permissions, search};
+use crate::domain::{ListingAction, ListingId, permissions};
 use crate::events::{self, Cause};
 use crate::repo;
 use crate::repo::listings::Filter;
+use keel_kernel::search;
 
 impl Marketplace {
     #[tracing::instrument(skip_all, fields(tenant_id = %request.tenant_id))]

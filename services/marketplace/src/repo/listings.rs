@@ -6,7 +6,8 @@ use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId, UserId};
 
 use crate::domain::listing::NewListing;
-use crate::domain::{Listing, ListingId, ListingState, search};
+use crate::domain::{Listing, ListingId, ListingState};
+use keel_kernel::search;
 
 const COLUMNS: &str = "tenant_id, id, seller_id, title, description, unit_price, currency, \
                        quantity_available, state, version, created_at, updated_at";
@@ -66,7 +67,7 @@ pub async fn insert(
     .bind(new.unit_price)
     .bind(&new.currency)
     .bind(new.quantity_available)
-    .bind(search::document(&new.title, &new.description))
+    .bind(search::document(&[&new.title, &new.description]))
     .bind(at)
     .fetch_one(&mut **tx)
     .await?;
@@ -116,7 +117,7 @@ pub async fn save(
     .bind(&listing.currency)
     .bind(listing.quantity_available)
     .bind(listing.state)
-    .bind(search::document(&listing.title, &listing.description))
+    .bind(search::document(&[&listing.title, &listing.description]))
     .bind(at)
     .fetch_one(&mut **tx)
     .await?;
@@ -173,7 +174,7 @@ pub struct Filter {
     pub seller: Option<UserId>,
     pub min_unit_price: Option<i64>,
     pub max_unit_price: Option<i64>,
-    /// Words for `plainto_tsquery('simple', ..)` (see `domain::search::query`).
+    /// Words for `plainto_tsquery('simple', ..)` (see `keel_kernel::search::query`).
     pub query: Option<String>,
     pub currency: Option<String>,
 }
