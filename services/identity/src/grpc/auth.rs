@@ -1,6 +1,6 @@
 //! AuthService: registration, login and refresh (`login.rs`), logout and tenant switching
 //! (`sessions.rs`), email verification (`verification.rs`), the JWKS, and the API key exchange
-//! (`api_keys.rs`).
+//! (`api_keys.rs`), and service tokens (`service_tokens.rs`).
 
 use keel_kernel::{Caller, RequestMeta};
 use keel_proto::identity::v1 as pb;
@@ -105,6 +105,17 @@ impl AuthService for Auth {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(
             self.issue_verification_token(&caller, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let meta = RequestMeta::of(&request);
+        Ok(Response::new(
+            self.issue_service_token(&meta, request.into_inner())
                 .await?,
         ))
     }

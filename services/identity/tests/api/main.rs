@@ -15,6 +15,7 @@ mod login_security;
 mod privileges;
 mod revocation;
 mod roles;
+mod service_tokens;
 mod sessions;
 mod tenancy_events;
 mod verification_secrets;
