@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 pub mod convert;
 mod login;
+mod password_reset;
 pub mod roles;
 mod service_tokens;
 mod sessions;

@@ -12,6 +12,7 @@ mod config;
 mod isolation;
 mod jwks;
 mod login_security;
+mod password_reset;
 mod privileges;
 mod revocation;
 mod roles;
