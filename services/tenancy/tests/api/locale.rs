@@ -12,7 +12,7 @@ fn with_language<T>(message: T, accept_language: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
-        .insert("accept-language", accept_language.parse().unwrap());
+        .insert("accept-language", accept_language.parse().expect("an ASCII header"));
     request
 }
 
@@ -153,7 +153,7 @@ async fn only_the_tenants_owner_may_update_it() {
             tenant_id: tenant.id.clone(),
         })
         .await
-        .unwrap()
+        .expect("get")
         .into_inner();
     assert_eq!(unchanged.default_locale, "");
     app.stop().await;
@@ -168,7 +168,7 @@ async fn an_invitation_carries_the_inviters_language_and_the_tenants_default() {
     app.tenants(&owner_token)
         .update_tenant(update(&tenant.id, "", "ar", &["default_locale"]))
         .await
-        .unwrap();
+        .expect("set the default");
     app.members(&owner_token)
         .create_invitation(with_language(
             pb::CreateInvitationRequest {
@@ -199,7 +199,7 @@ async fn an_invitation_carries_the_inviters_language_and_the_tenants_default() {
             .iter()
             .map(keel_testkit::payload::<pb::InvitationCreated>)
             .find(|e| e.email == email)
-            .unwrap()
+            .expect("an invitation event for the email")
     };
     let li = by_email("li@example.com");
     assert_eq!(li.locale, "zh-CN");
