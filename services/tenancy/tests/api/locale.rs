@@ -10,9 +10,10 @@ use crate::support::TestApp;
 
 fn with_language<T>(message: T, accept_language: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("accept-language", accept_language.parse().expect("an ASCII header"));
+    request.metadata_mut().insert(
+        "accept-language",
+        accept_language.parse().expect("an ASCII header"),
+    );
     request
 }
 
