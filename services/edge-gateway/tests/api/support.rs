@@ -533,6 +533,30 @@ impl identity::auth_service_server::AuthService for FakeIdentity {
     ) -> Result<tonic::Response<identity::IssueVerificationTokenResponse>, Status> {
         unimplemented()
     }
+    async fn request_password_reset(
+        &self,
+        _: tonic::Request<identity::RequestPasswordResetRequest>,
+    ) -> Result<tonic::Response<()>, Status> {
+        unimplemented()
+    }
+    async fn reset_password(
+        &self,
+        _: tonic::Request<identity::ResetPasswordRequest>,
+    ) -> Result<tonic::Response<()>, Status> {
+        unimplemented()
+    }
+    async fn issue_password_reset_token(
+        &self,
+        _: tonic::Request<identity::IssuePasswordResetTokenRequest>,
+    ) -> Result<tonic::Response<identity::IssuePasswordResetTokenResponse>, Status> {
+        unimplemented()
+    }
+    async fn issue_service_token(
+        &self,
+        _: tonic::Request<identity::IssueServiceTokenRequest>,
+    ) -> Result<tonic::Response<identity::IssueServiceTokenResponse>, Status> {
+        unimplemented()
+    }
     async fn exchange_api_key(
         &self,
         request: tonic::Request<identity::ExchangeApiKeyRequest>,
