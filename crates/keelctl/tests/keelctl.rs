@@ -612,3 +612,185 @@ async fn keys_rotate_writes_a_key_identity_loads_and_admins_create_edits_the_con
     let _ = std::fs::remove_dir_all(&dir);
     mesh.stop().await;
 }
+
+/// Identity on port 0 with the signing keys `keys` (the first active).
+async fn start_identity(
+    db: &TestDatabase,
+    nats: &TestNats,
+    keys: &[(&str, std::path::PathBuf)],
+) -> Running {
+    use keel_identity::settings::{HashingSettings, SigningKeyFile, SigningSettings};
+    let settings = keel_identity::Settings {
+        signing: SigningSettings {
+            active_kid: keys[0].0.into(),
+            keys: keys
+                .iter()
+                .map(|(kid, file)| SigningKeyFile {
+                    kid: (*kid).into(),
+                    private_key_file: file.clone(),
+                })
+                .collect(),
+        },
+        // Light argon2: the hashing cost is not what this test is about.
+        password_hashing: HashingSettings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            ..HashingSettings::default()
+        },
+        ..keel_identity::Settings::default()
+    };
+    let mut config = stack::config_with(
+        "identity",
+        db.provision("identity").await,
+        stack::nats_config(&nats.url()),
+        settings,
+    );
+    config.auth = keel_kernel::config::AuthConfig {
+        jwks_url: String::new(),
+        issuer: "keel-test".into(),
+        audience: "keel".into(),
+        jwks_min_refetch_secs: 0,
+        leeway_secs: 5,
+    };
+    keel_identity::build(config).await.expect("identity starts")
+}
+
+async fn keelctl_at(identity: &Running, password: Option<&str>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelctl"));
+    command
+        .env_remove("KEELCTL_TOKEN")
+        .env_remove("KEELCTL_PASSWORD")
+        .arg("--identity-grpc")
+        .arg(format!("http://{}", identity.grpc_addr))
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    if let Some(password) = password {
+        command.env("KEELCTL_PASSWORD", password);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("keelctl finishes")
+        .expect("keelctl runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_published_by_identity_and_login_signs_with_the_active_one() {
+    use base64::Engine as _;
+    use keel_proto::identity::v1 as ipb;
+    use keel_proto::identity::v1::auth_service_client::AuthServiceClient;
+
+    let dir = std::env::temp_dir().join(format!("keelctl-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let first = dir.join("k1.pem");
+    keel_testkit::tokens::write_ed25519_pem(&first);
+    let config = dir.join("identity.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "app:\n  signing:\n    active_kid: k1\n    keys:\n      - kid: k1\n        private_key_file: {}\n",
+            first.display()
+        ),
+    )
+    .expect("write config");
+
+    // Step 1 of a rotation: keelctl makes k2; identity publishes both, k1 still signs.
+    let db = TestDatabase::create().await;
+    let nats = TestNats::start().await;
+    let key_dir = dir.join("keys");
+    let rotate = keelctl_plain(&[
+        "--json",
+        "keys",
+        "rotate",
+        "--kid",
+        "k2",
+        "--key-dir",
+        &key_dir.display().to_string(),
+        "--identity-config",
+        &config.display().to_string(),
+    ])
+    .await
+    .json();
+    let second = std::path::PathBuf::from(rotate["file"].as_str().expect("file"));
+    let identity =
+        start_identity(&db, &nats, &[("k1", first.clone()), ("k2", second.clone())]).await;
+
+    let listed = keelctl_at(&identity, None, &["--json", "keys", "list"])
+        .await
+        .json();
+    let published: Vec<(String, bool)> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap_or_default().to_owned(),
+                k["active"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        published,
+        vec![("k1".to_owned(), true), ("k2".to_owned(), false)]
+    );
+
+    let password = "Correct horse battery staple 42";
+    AuthServiceClient::connect(format!("http://{}", identity.grpc_addr))
+        .await
+        .expect("connect to identity")
+        .register(ipb::RegisterRequest {
+            email: "ops@example.com".into(),
+            password: password.into(),
+            display_name: "Ops".into(),
+        })
+        .await
+        .expect("register");
+    let login = keelctl_at(
+        &identity,
+        Some(password),
+        &["login", "--email", "ops@example.com"],
+    )
+    .await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let token = login.stdout.trim();
+    let header = token.split('.').next().expect("a JWT");
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .expect("base64url header"),
+    )
+    .expect("JSON header");
+    assert_eq!(header["kid"], "k1");
+
+    let wrong = keelctl_at(
+        &identity,
+        Some("not the password"),
+        &["login", "--email", "ops@example.com"],
+    )
+    .await;
+    assert_eq!(wrong.code, 3, "{}", wrong.stderr);
+    assert!(wrong.stdout.is_empty());
+
+    identity.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// keelctl for a local-file command (no service involved).
+async fn keelctl_plain(args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelctl"))
+        .env_remove("KEELCTL_TOKEN")
+        .args(args)
+        .output()
+        .await
+        .expect("keelctl runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
