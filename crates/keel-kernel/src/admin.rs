@@ -301,7 +301,7 @@ impl OperatorAccess {
         OperatorAccess { token, verifier }
     }
 
-    async fn check(&self, headers: &http::HeaderMap) -> Result<(), crate::Error> {
+    pub(crate) async fn check(&self, headers: &http::HeaderMap) -> Result<(), crate::Error> {
         let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -366,7 +366,7 @@ async fn replay_dead_letter(
 }
 
 /// A platform error as JSON with its HTTP status; internal causes are logged, never shown.
-fn admin_error(err: crate::Error) -> Response {
+pub(crate) fn admin_error(err: crate::Error) -> Response {
     let status = err.code().http_status();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = ?err, "admin request failed");

@@ -166,6 +166,14 @@ impl<S> Platform<S> {
                     self.verifier.clone(),
                 ),
             )
+            .routes(crate::admin_ops::outbox_routes(
+                &self.config.service,
+                self.db.clone(),
+                OperatorAccess::new(
+                    self.config.admin.operator_token.clone(),
+                    self.verifier.clone(),
+                ),
+            ))
             .routes(self.admin_routes)
             .linger(Duration::from_millis(200))
             .bind()

@@ -56,6 +56,12 @@ pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
+
+    /// Start-up checks that read local files but need no network (identity's signing keys). Run
+    /// by `--check-config` and at start through [`crate::cli::load_config`].
+    fn preflight(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }
 
 /// For services with no settings of their own.
@@ -560,7 +566,12 @@ pub(crate) fn is_sql_identifier(name: &str) -> bool {
 
 /// The config path from `--config <path>` or `KEEL_CONFIG`, else `config/<service>.yaml`.
 pub fn path_from_args(service: &str) -> PathBuf {
-    let mut args = std::env::args().skip(1);
+    path_from(service, std::env::args().skip(1))
+}
+
+/// [`path_from_args`] over the given arguments (the program name left out).
+pub fn path_from(service: &str, args: impl IntoIterator<Item = String>) -> PathBuf {
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--config" {
             if let Some(path) = args.next() {

@@ -7,8 +7,10 @@
 
 pub mod actor;
 pub mod admin;
+pub mod admin_ops;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consumer;

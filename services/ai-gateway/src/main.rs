@@ -1,12 +1,12 @@
-//! The ai-gateway binary: load config, start telemetry, serve until a signal.
+//! The ai-gateway binary: load config (`--check-config <file>` only checks it), start telemetry, serve until a signal.
 #![forbid(unsafe_code)]
 
 use keel_ai_gateway::Settings;
-use keel_kernel::config::{self, Config};
+use keel_kernel::config::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config<Settings> = Config::load(&config::path_from_args("ai-gateway"))?;
+    let config: Config<Settings> = keel_kernel::cli::load_config("ai-gateway")?;
     let _telemetry = keel_kernel::telemetry::init(&config.service, &config.telemetry)?;
     let running = keel_ai_gateway::build(config).await?;
     running.run_until_signal().await?;

@@ -1,12 +1,12 @@
-//! The billing service binary: load config, start telemetry, serve until a signal.
+//! The billing service binary: load config (`--check-config <file>` only checks it), start telemetry, serve until a signal.
 #![forbid(unsafe_code)]
 
 use keel_billing::Settings;
-use keel_kernel::config::{self, Config};
+use keel_kernel::config::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config<Settings> = Config::load(&config::path_from_args("billing"))?;
+    let config: Config<Settings> = keel_kernel::cli::load_config("billing")?;
     let _telemetry = keel_kernel::telemetry::init(&config.service, &config.telemetry)?;
     let running = keel_billing::build(config).await?;
     running.run_until_signal().await?;

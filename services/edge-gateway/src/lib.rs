@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;
+pub mod preflight;
 pub mod problem;
 pub mod ratelimit;
 pub mod revocation;

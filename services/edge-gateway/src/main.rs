@@ -1,4 +1,4 @@
-//! The edge gateway binary: load config, start telemetry, serve until a signal.
+//! The edge gateway binary: load config (`--check-config <file>` only checks it), start telemetry, serve until a signal.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -7,8 +7,7 @@ use keel_edge_gateway::{Application, Loaded, descriptors};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let path = keel_kernel::config::path_from_args("edge-gateway");
-    let loaded = match Loaded::load(&path) {
+    let loaded: Loaded = match keel_kernel::cli::load_config("edge-gateway") {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("edge-gateway: configuration error: {err}");

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod keys;
+pub mod preflight;
 pub mod repo;
 pub mod settings;
 pub mod tokens;

@@ -171,6 +171,10 @@ impl Default for LockoutSettings {
 }
 
 impl Validate for IdentitySettings {
+    fn preflight(&self) -> Result<(), ConfigError> {
+        crate::preflight::signing_key_files(&self.signing)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.signing.keys.is_empty() {
             return Err(ConfigError::invalid(
