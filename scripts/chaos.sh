@@ -9,7 +9,9 @@
 #   bash scripts/chaos.sh run <scenario>  one scenario on a mesh that is up
 #
 # Scenarios: baseline, nats-kill, postgres-restart, kill-<service> (each service SIGKILLed and
-# restarted), overload (3x the baseline's clients), clients-1000 (GET /v1/me, 1,000 clients).
+# restarted), replicas (3 instances of each consuming service, the active relay's SIGKILLed),
+# overload (3x the baseline's clients), clients-1000 (GET /v1/me, 1,000 clients).
+# The gateway routes to the first instance only until its upstreams take several addresses.
 #
 # Environment: KEEL_CHAOS_PROFILE (release; `debug` for a quick pass on debug builds),
 # KEEL_CHAOS_CLIENTS (100), KEEL_CHAOS_TENANTS (20), KEEL_CHAOS_SECS (30), KEEL_CHAOS_WRITE
@@ -87,6 +89,40 @@ start_service() {
         sleep 0.05
     done
     echo $((($(date +%s%N) - started) / 1000000))
+}
+
+# Replica <i> (2..) of <svc>: same config, gRPC and admin ports + 100*(i-1), named <svc>-r<i>.
+start_replica() {
+    local svc="$1" i="$2" name="$1-r$2" grpc admin port deadline
+    grpc="$(awk '/^grpc:/ { a = 1; next } /^[^[:space:]]/ { a = 0 } a && /listen:/ { sub(/.*:/, ""); print; exit }' "$CONF/$svc.yaml")"
+    admin="$(admin_port "$svc")"
+    port=$((admin + 100 * (i - 1)))
+    (cd "$ROOT" && KEEL__GRPC__LISTEN="127.0.0.1:$((grpc + 100 * (i - 1)))" KEEL__ADMIN__LISTEN="127.0.0.1:$port" \
+        exec setsid "$BIN/keel-$svc" --config "$CONF/$svc.yaml" </dev/null >>"$LOGS/$name.log" 2>&1) &
+    echo $! >"$PIDS/$name.pid"
+    deadline=$((SECONDS + 60))
+    until [ "$(status_of "http://127.0.0.1:$port/readyz")" = 200 ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "$name not ready within 60 s; see $LOGS/$name.log"
+        sleep 0.05
+    done
+}
+
+# The instance (<svc> or <svc>-r<i>) whose log last says it became the active relay.
+active_relay() {
+    local svc="$1" name newest="" newest_time=0 t
+    for name in "$svc" "$svc"-r2 "$svc"-r3; do
+        [ -n "$(pid_of "$name")" ] || continue
+        t="$(grep -n 'active relay for this service' "$LOGS/$name.log" 2>/dev/null | tail -n1 | cut -d: -f1)"
+        [ -n "$t" ] || continue
+        # the line number in its own log is no clock: use the log's mtime at that moment instead
+        t="$(stat -c %Y "$LOGS/$name.log")"
+        if [ "$t" -ge "$newest_time" ]; then newest="$name"; newest_time="$t"; fi
+    done
+    printf '%s' "$newest"
+}
+
+relay_lines() { # how many times instance logs of <svc> said "active relay"
+    cat "$LOGS/$1".log "$LOGS/$1"-r*.log 2>/dev/null | grep -c 'active relay for this service' || true
 }
 
 kill_service() { # SIGKILL: no drain, no goodbye
@@ -229,6 +265,34 @@ cmd_run() {
         note "Postgres (and NATS) stopped and restarted; every service ready again $(wait_ready_all) s after"
         load_wait postgres-restart
         ;;
+    replicas)
+        # Three instances of each event-consuming service: one active relay each, consumers share
+        # the durable consumers' messages; the active relay's instance is SIGKILLed mid-load.
+        local svc i active before started
+        for svc in tenancy billing delivery marketplace ai-gateway; do
+            for i in 2 3; do start_replica "$svc" "$i"; done
+        done
+        note "3 instances each of tenancy, billing, delivery, marketplace, ai-gateway"
+        load_start replicas "$CLIENTS"
+        sleep 5
+        for svc in tenancy billing; do
+            active="$(active_relay "$svc")"
+            [ -n "$active" ] || { note "$svc: no instance reported the active relay"; continue; }
+            before="$(relay_lines "$svc")"
+            started=$(date +%s%N)
+            kill_service "$active"
+            until [ "$(relay_lines "$svc")" -gt "$before" ]; do
+                [ $((($(date +%s%N) - started) / 1000000000)) -lt 60 ] || break
+                sleep 0.05
+            done
+            note "$svc: active relay ($active) SIGKILLed; another instance took over in $((($(date +%s%N) - started) / 1000000)) ms"
+        done
+        load_wait replicas
+        for svc in tenancy billing delivery marketplace ai-gateway; do
+            for i in 2 3; do kill_service "$svc-r$i"; done
+            [ -n "$(pid_of "$svc")" ] || start_service "$svc" >/dev/null
+        done
+        ;;
     kill-*)
         local svc="${SCENARIO#kill-}" ms
         load_start "$SCENARIO" "$CLIENTS"
@@ -254,7 +318,7 @@ cmd_all() {
     for svc in "${SERVICES[@]}" edge-gateway; do say "idle RSS $svc: $(rss_kib "$svc") KiB"; done
     local scenarios=(baseline nats-kill postgres-restart)
     for svc in "${SERVICES[@]}"; do scenarios+=("kill-$svc"); done
-    scenarios+=(overload clients-1000)
+    scenarios+=(replicas overload clients-1000)
     for scenario in "${scenarios[@]}"; do
         say "scenario $scenario"
         cmd_run "$scenario"
