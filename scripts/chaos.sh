@@ -112,9 +112,9 @@ active_relay() {
     local svc="$1" name newest="" newest_time=0 t
     for name in "$svc" "$svc"-r2 "$svc"-r3; do
         [ -n "$(pid_of "$name")" ] || continue
-        t="$(grep -n 'active relay for this service' "$LOGS/$name.log" 2>/dev/null | tail -n1 | cut -d: -f1)"
-        [ -n "$t" ] || continue
-        # the line number in its own log is no clock: use the log's mtime at that moment instead
+        grep -q 'active relay for this service' "$LOGS/$name.log" 2>/dev/null || continue
+        # Only one live instance holds the lock; should two live logs say so (one lost its lock
+        # connection and is waiting again), the more recently written log is the better guess.
         t="$(stat -c %Y "$LOGS/$name.log")"
         if [ "$t" -ge "$newest_time" ]; then newest="$name"; newest_time="$t"; fi
     done
