@@ -232,20 +232,29 @@ async fn set_up_tenant(gateway: &Gateway, run: &str, index: usize) -> anyhow::Re
         .as_str()
         .with_context(|| format!("create tenant: {} {}", created.status, created.body))?
         .to_owned();
-    let switched = gateway
-        .call(
-            Method::POST,
-            "/v1/auth/switch-tenant",
-            Some(&user_token),
-            Some(&json!({"tenantId": id})),
-            None,
-        )
-        .await;
-    let token = switched.body["accessToken"]
-        .as_str()
-        .with_context(|| format!("switch tenant: {} {}", switched.status, switched.body))?
-        .to_owned();
-    Ok(Tenant { id, token })
+    // Identity learns of the owner's membership from tenancy's event: eventually, not at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let switched = gateway
+            .call(
+                Method::POST,
+                "/v1/auth/switch-tenant",
+                Some(&user_token),
+                Some(&json!({"tenantId": id})),
+                None,
+            )
+            .await;
+        if let Some(token) = switched.body["accessToken"].as_str() {
+            return Ok(Tenant {
+                id,
+                token: token.to_owned(),
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("switch tenant: {} {}", switched.status, switched.body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// One simulated client: works for its tenant until `until`.
