@@ -188,7 +188,7 @@ load_start() {
     local write=()
     [ -n "$WRITE" ] && write=(--write "$WRITE" --section "chaos: $name")
     "$BIN/keel-load" --gateway "$GATEWAY_URL" --mode "$mode" --tenants "$TENANTS" \
-        --clients "$clients" --duration-secs "$SECS" --settle-secs 90 "${write[@]}" \
+        --clients "$clients" --duration-secs "$SECS" --settle-secs "${KEEL_CHAOS_SETTLE:-90}" "${write[@]}" \
         >"$CHAOS/load-$name.md" 2>"$CHAOS/load-$name.log" &
     echo $! >"$CHAOS/load.pid"
 }
