@@ -23,6 +23,7 @@ WITH_STACK_ENV = eval "$$($(STACK) env)" &&
 NEXTEST_ARGS ?=
 
 .PHONY: help run stop test lint bench fuzz-api python-stubs clean-dev up down status
+.PHONY: chaos
 
 help:
 	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -47,6 +48,11 @@ lint:
 
 bench: up
 	$(WITH_STACK_ENV) $(CARGO) run --release -p keel-bench -- --write BENCHMARKS.md
+
+# The mesh on its own Postgres + NATS under .dev-chaos/ (never the local stack), release binaries,
+# keel-load through the gateway while NATS, Postgres and each service are killed.
+chaos:
+	bash scripts/chaos.sh
 
 # schemathesis (pinned, in .dev/venv) against the gateway's /openapi.json: no 5xx, nothing off-schema.
 # The script starts the stack, identity, tenancy and a gateway of its own.

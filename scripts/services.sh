@@ -5,6 +5,9 @@
 #                                     background; services already running are left alone
 #   bash scripts/services.sh stop     stop them (SIGTERM: they drain, then exit; SIGKILL after 30 s)
 #   bash scripts/services.sh status   the table of what runs where
+#   bash scripts/services.sh replicas <svc> <n>   run <n> instances of <svc> in all: replica i
+#                                     (2..n) listens on the config's gRPC and admin ports + 100*(i-1)
+#   bash scripts/services.sh replicas-stop <svc>  stop the extra replicas of <svc>
 #
 # A service <svc> is the directory services/<svc>; its binary is target/debug/keel-<svc>, started as
 # `target/debug/keel-<svc> --config config/<svc>.yaml`, logging to .dev/logs/<svc>.log, its pid in
@@ -297,12 +300,70 @@ print_table() {
     printf '%-14s %s\n' stop "make stop"
 }
 
+# Replica i (2..n) of <svc>: the same binary and config, its ports moved by 100*(i-1) through the
+# environment (KEEL__GRPC__LISTEN, KEEL__ADMIN__LISTEN), pid file <svc>-r<i>.pid, log <svc>-r<i>.log.
+# Replicas share the database and the broker: one of them holds the outbox relay's lock, and their
+# consumers share each durable consumer's messages.
+replica_addr() { # <host:port> <replica index> -> host:(port + 100*(index-1))
+    local host="${1%:*}" port="${1##*:}"
+    printf '%s:%s' "$host" $((port + 100 * ($2 - 1)))
+}
+
+cmd_replicas() {
+    local svc="${1:?usage: services.sh replicas <service> <count>}" count="${2:?count}" i pid bin
+    local grpc admin name log deadline
+    [ -f "$ROOT/config/$svc.yaml" ] || { warn "no config/$svc.yaml"; return 1; }
+    grpc="$(config_listen "$svc" grpc)"
+    admin="$(config_listen "$svc" admin)"
+    case "$grpc$admin" in *:0*) warn "$svc listens on port 0; replicas need fixed ports"; return 1 ;; esac
+    bin="$BIN_DIR/keel-$svc"
+    mkdir -p "$LOGS" "$PIDS"
+    for ((i = 2; i <= count; i++)); do
+        name="$svc-r$i"
+        pid="$(cat "$PIDS/$name.pid" 2>/dev/null || true)"
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            say "$name already running (pid $pid)"
+            continue
+        fi
+        log="$LOGS/$name.log"
+        printf '\n---- %s started by scripts/services.sh\n' "$(date '+%F %T')" >>"$log"
+        (cd "$ROOT" && KEEL__GRPC__LISTEN="$(replica_addr "$grpc" "$i")" \
+            KEEL__ADMIN__LISTEN="$(replica_addr "$admin" "$i")" \
+            exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ \
+            "$PIDS/$name.pid" "$bin" --config "config/$svc.yaml" </dev/null >>"$log" 2>&1) &
+        deadline=$((SECONDS + READY_TIMEOUT))
+        until [ "$(http_status "$(local_addr "$(replica_addr "$admin" "$i")")" /readyz)" = 200 ]; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                warn "$name not ready after ${READY_TIMEOUT}s; see $(rel "$log")"
+                return 1
+            fi
+            sleep 0.2
+        done
+        say "$name ready: gRPC $(replica_addr "$grpc" "$i"), admin $(replica_addr "$admin" "$i")"
+    done
+}
+
+cmd_replicas_stop() {
+    local svc="${1:?usage: services.sh replicas-stop <service>}" file pid
+    for file in "$PIDS/$svc"-r*.pid; do
+        [ -f "$file" ] || continue
+        pid="$(cat "$file")"
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            say "stopping $(basename "$file" .pid) (pid $pid)"
+        fi
+        rm -f "$file"
+    done
+}
+
 case "${1:-}" in
 start) cmd_start ;;
+replicas) cmd_replicas "${2:-}" "${3:-}" ;;
+replicas-stop) cmd_replicas_stop "${2:-}" ;;
 stop) cmd_stop ;;
 status) print_table ;;
 *)
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -76,7 +76,33 @@ impl ReadinessCheck {
         })
     }
 
+    /// The database answers and has every migration this build expects (`expected_version`, see
+    /// [`crate::db::expected_migration_version`]): what "can serve requests" means for a service.
+    /// A schema behind the binary (a migration Job not yet run) is not ready; one ahead of it (a
+    /// newer replica migrated first during a rolling update) is.
+    pub fn database(pool: sqlx::PgPool, expected_version: i64) -> ReadinessCheck {
+        ReadinessCheck::new("postgres", move || {
+            let pool = pool.clone();
+            async move {
+                match crate::db::applied_migration_version(&pool).await {
+                    Ok(applied) if applied >= expected_version => Ok(()),
+                    Ok(applied) => Err(format!(
+                        "migrations not applied (schema at {applied}, this build needs {expected_version})"
+                    )),
+                    Err(sqlx::Error::PoolTimedOut) => Err("no connection available in time".into()),
+                    Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_)) => Err("cannot connect".into()),
+                    Err(sqlx::Error::Database(_)) => Err("query failed".into()),
+                    Err(_) => Err("unavailable".into()),
+                }
+            }
+        })
+    }
+
     /// The client is connected to the broker (it reconnects on its own; this only reports).
+    /// Services do not gate readiness on it: their writes go to the outbox while the broker is
+    /// away, so a broker outage must not take every instance out of its load balancer. They
+    /// report it as the `nats_connected` gauge instead; a process whose only job is the broker
+    /// may still use this check.
     pub fn nats(client: async_nats::Client) -> ReadinessCheck {
         ReadinessCheck::new("nats", move || {
             let state = client.connection_state();

@@ -31,6 +31,17 @@ use crate::{db, nats};
 /// How long a starting service waits for its database before giving up.
 const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(30);
 
+/// How long start-up waits for the broker to confirm the event stream before serving anyway.
+const STREAM_CHECK_WAIT: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for the relay, consumers and jobs to finish their current batch.
+/// A relay stuck on a broker that does not answer is abandoned after it: what it had claimed is
+/// rolled back and published by the next relay (JetStream de-duplicates a re-publish).
+const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the broker-connection and outbox-age gauges are refreshed.
+const BROKER_GAUGES_INTERVAL: Duration = Duration::from_secs(2);
+
 /// A service's connections and shared handles, built once at start.
 pub struct Platform<S = crate::config::NoSettings> {
     pub config: Arc<Config<S>>,
@@ -42,6 +53,8 @@ pub struct Platform<S = crate::config::NoSettings> {
     /// The time domain code and the job worker go by: the system clock unless a test set one.
     pub clock: SharedClock,
     job_handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    /// The newest migration this build needs; readiness waits for the schema to have it.
+    expected_migration_version: i64,
     /// Cancelled after the gRPC server has drained: stops the relay and the consumers.
     background_shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
@@ -64,9 +77,14 @@ impl<S> Platform<S> {
         }
         let client = nats::connect(&service, &config.nats).await?;
         let js = jetstream::new(client.clone());
-        if let Err(err) = nats::ensure_stream(&js, &config.nats).await {
-            // Not fatal: writes go to the outbox, and the relay creates the stream when it can.
-            tracing::warn!(error = %err, "event stream not ready yet");
+        // Bounded: with the broker away its requests only time out, and a service that cannot
+        // reach the broker must still start and serve (writes go to the outbox; the relay
+        // creates the stream when it can).
+        match tokio::time::timeout(STREAM_CHECK_WAIT, nats::ensure_stream(&js, &config.nats)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "event stream not ready yet"),
+            Err(_) => tracing::warn!("event stream not ready yet: the broker did not answer"),
         }
         let background_shutdown = CancellationToken::new();
         let relay = Relay::new(
@@ -76,7 +94,15 @@ impl<S> Platform<S> {
             config.outbox.clone(),
             metrics.clone(),
         );
-        let background = vec![tokio::spawn(relay.run(background_shutdown.clone()))];
+        let background = vec![
+            tokio::spawn(relay.run(background_shutdown.clone())),
+            tokio::spawn(refresh_broker_gauges(
+                db.clone(),
+                client.clone(),
+                metrics.clone(),
+                background_shutdown.clone(),
+            )),
+        ];
         Ok(Platform {
             outbox: Outbox::new(&service),
             config: Arc::new(config),
@@ -86,6 +112,7 @@ impl<S> Platform<S> {
             metrics,
             clock: crate::clock::system(),
             job_handlers: HashMap::new(),
+            expected_migration_version: db::expected_migration_version(migrations),
             background_shutdown,
             background,
             admin_routes: axum::Router::new(),
@@ -157,8 +184,13 @@ impl<S> Platform<S> {
             .await
             .map_err(|err| Error::internal(anyhow::anyhow!("{err}")))?;
         let admin = AdminServer::new(&self.config.admin, self.metrics.registry())
-            .readiness(ReadinessCheck::postgres(self.db.clone()))
-            .readiness(ReadinessCheck::nats(self.nats.clone()))
+            // Ready means "can serve requests": the database answers and is migrated. The broker
+            // is not a condition (writes queue in the outbox while it is away); its state shows
+            // in the `nats_connected` and `outbox_oldest_age_seconds` gauges.
+            .readiness(ReadinessCheck::database(
+                self.db.clone(),
+                self.expected_migration_version,
+            ))
             .dead_letters(
                 self.db.clone(),
                 OperatorAccess::new(
@@ -199,8 +231,12 @@ impl<S> Platform<S> {
         let task = tokio::spawn(async move {
             let served = grpc.serve(grpc_shutdown).await;
             self.background_shutdown.cancel();
-            for task in background {
-                let _ = task.await;
+            let stop_by = tokio::time::Instant::now() + BACKGROUND_STOP_WAIT;
+            for mut task in background {
+                if tokio::time::timeout_at(stop_by, &mut task).await.is_err() {
+                    tracing::warn!("a background task did not stop in time; aborting it");
+                    task.abort();
+                }
             }
             self.db.close().await;
             admin_shutdown.cancel();
@@ -245,5 +281,52 @@ impl Running {
         self.task
             .await
             .map_err(|err| Error::internal(anyhow::anyhow!("service task failed: {err}")))?
+    }
+}
+
+/// Keep the broker's state visible while readiness ignores it: `nats_connected` (1 or 0, shared
+/// by the relay and the consumers, which use one client) and `outbox_oldest_age_seconds` (how
+/// long the oldest unpublished event has waited: grows while the broker is away, falls back to 0
+/// once the relay has drained the backlog; what an alert watches).
+async fn refresh_broker_gauges(
+    db: PgPool,
+    nats: async_nats::Client,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    use prometheus_client::metrics::gauge::Gauge;
+    use std::sync::atomic::AtomicU64;
+
+    let registry = metrics.registry();
+    let connected: Gauge = registry.register(
+        "nats_connected",
+        "1 while the service's NATS client (relay and consumers) is connected, else 0",
+        Gauge::default(),
+    );
+    let oldest: Gauge<f64, AtomicU64> = registry.register(
+        "outbox_oldest_age_seconds",
+        "Age of the oldest outbox row not yet published (0 when none waits)",
+        Gauge::default(),
+    );
+    let mut tick = tokio::time::interval(BROKER_GAUGES_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let up = nats.connection_state() == async_nats::connection::State::Connected;
+        connected.set(i64::from(up));
+        // The unpublished rows are few and indexed (`outbox_unpublished`); a failed read (the
+        // database away) leaves the last value rather than reporting a false 0.
+        let age: Result<f64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT EXTRACT(EPOCH FROM now() - created_at)::float8 \
+               FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1), 0)",
+        )
+        .fetch_one(&db)
+        .await;
+        if let Ok(age) = age {
+            oldest.set(age.max(0.0));
+        }
     }
 }

@@ -102,7 +102,15 @@ pub struct GrpcConfig {
     /// `127.0.0.1:0` picks a free port (tests); production sets a fixed one.
     pub listen: SocketAddr,
     pub request_timeout_ms: u64,
+    /// Requests handled at once; above it a request waits for a slot (see `admission_max_wait_ms`).
     pub concurrency_limit: usize,
+    /// How long a request may wait for a slot above `concurrency_limit` before it is refused with
+    /// UNAVAILABLE and a retry delay (less when the caller's own deadline is nearer): a burst
+    /// queues briefly instead of being refused.
+    pub admission_max_wait_ms: u64,
+    /// Requests waiting for a slot at most; more are refused at once, so the queue's memory and
+    /// its wait stay bounded under sustained overload.
+    pub admission_queue_limit: usize,
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace_ms: u64,
 }
@@ -113,6 +121,8 @@ impl Default for GrpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout_ms: 10_000,
             concurrency_limit: 512,
+            admission_max_wait_ms: 2_000,
+            admission_queue_limit: 4_096,
             shutdown_grace_ms: 10_000,
         }
     }
@@ -148,6 +158,9 @@ pub struct DatabaseConfig {
     pub schema: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long a request waits for a pooled connection (and for a connection attempt) before it
+    /// fails with UNAVAILABLE. Short, so that with Postgres down requests fail fast with a retry
+    /// delay instead of hanging until the caller's timeout.
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
     /// Run the service's migrations at start (the default for local runs; Kubernetes may use a Job).
@@ -159,7 +172,7 @@ fn default_max_connections() -> u32 {
     10
 }
 fn default_acquire_timeout_ms() -> u64 {
-    5_000
+    1_000
 }
 fn default_true() -> bool {
     true
@@ -374,6 +387,18 @@ impl<S: DeserializeOwned + Validate + Default> Config<S> {
         if self.grpc.request_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "grpc.request_timeout_ms",
+                "must be positive",
+            ));
+        }
+        if self.grpc.concurrency_limit == 0 {
+            return Err(ConfigError::invalid(
+                "grpc.concurrency_limit",
+                "must be at least 1",
+            ));
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "database.acquire_timeout_ms",
                 "must be positive",
             ));
         }

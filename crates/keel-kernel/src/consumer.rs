@@ -272,8 +272,10 @@ impl Consumer {
         if let Some(headers) = &message.headers {
             crate::telemetry::set_parent(&span, crate::telemetry::extract_nats(headers));
         }
-        let _entered = span.enter();
-        match self.apply(&event).await {
+        // Instrumented, not entered: an entered guard held across the awaits below corrupts the
+        // subscriber's span stack when the task moves threads (a tracing-subscriber panic that
+        // killed the consumer task under load in the chaos suite).
+        match tracing::Instrument::instrument(self.apply(&event), span).await {
             Ok(true) => Outcome::Handled,
             Ok(false) => Outcome::Duplicate,
             Err(err) => Outcome::Failed(err),

@@ -87,6 +87,27 @@ pub async fn migrate(pool: &PgPool, service_migrations: &Migrator) -> Result<(),
         .map_err(|err| Error::internal(anyhow::anyhow!("migration failed: {err}")))
 }
 
+/// The newest migration version a service at this build expects applied: the highest of the
+/// kernel's and the service's. Readiness compares it with what the database says.
+pub fn expected_migration_version(service_migrations: &Migrator) -> i64 {
+    KERNEL_MIGRATIONS
+        .migrations
+        .iter()
+        .chain(service_migrations.migrations.iter())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The newest migration applied successfully to the service schema (0 when none is).
+pub async fn applied_migration_version(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+    Ok(version.unwrap_or(0))
+}
+
 /// A migrator with no migrations, for services that have only the kernel's tables.
 pub fn no_migrations() -> Migrator {
     Migrator {

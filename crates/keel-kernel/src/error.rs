@@ -401,6 +401,9 @@ impl std::error::Error for Error {}
 
 /// Database errors become platform errors by kind. Unique and exclusion violations are CONFLICT
 /// named by their constraint, so a handler can say which field collided without parsing text.
+/// What a client is told to wait when the database is away (a restart takes seconds).
+const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match &err {
@@ -431,10 +434,23 @@ impl From<sqlx::Error> for Error {
                 _ if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03")) => {
                     Error::aborted("a concurrent change won; retry").with_cause(err)
                 }
+                // The server is shutting down, starting up or dropped the connection (class 08,
+                // 57P0x): the database is away for a moment, not the request at fault.
+                _ if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")) =>
+                {
+                    Error::unavailable("database unavailable")
+                        .with_retry_after(DATABASE_RETRY_AFTER)
+                        .with_cause(err)
+                }
                 _ => Error::internal(err),
             },
+            // Fail fast with a retry delay (the gateway's 503 + Retry-After) rather than hang.
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::unavailable("database unavailable").with_cause(err)
+                Error::unavailable("database unavailable")
+                    .with_retry_after(DATABASE_RETRY_AFTER)
+                    .with_cause(err)
             }
             _ => Error::internal(err),
         }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,9 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 #[derive(Clone, Default)]
 struct TestDiagnostics {
     seen_traces: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    in_flight: Arc<AtomicUsize>,
+    /// The most handlers ever running at once.
+    max_in_flight: Arc<AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -56,9 +60,12 @@ impl Diagnostics for TestDiagnostics {
             .metadata()
             .get(DELAY)
             .and_then(|value| value.to_str().ok()?.parse().ok());
+        let running = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(running, Ordering::SeqCst);
         if let Some(ms) = delay {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let claims = request.extensions().get::<Claims>();
         Ok(Response::new(WhoAmIResponse {
             subject: claims.map(|c| c.sub.clone()).unwrap_or_default(),
@@ -94,6 +101,7 @@ fn grpc_config() -> GrpcConfig {
         request_timeout_ms: 5_000,
         concurrency_limit: 64,
         shutdown_grace_ms: 5_000,
+        ..GrpcConfig::default()
     }
 }
 
@@ -337,7 +345,7 @@ async fn a_request_without_a_usable_id_gets_a_fresh_uuid_v7() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deadline, load shedding, metrics
+// Deadline, admission, metrics
 
 #[tokio::test]
 async fn a_handler_slower_than_the_request_timeout_gets_deadline_exceeded() {
@@ -372,34 +380,115 @@ async fn a_handler_slower_than_the_request_timeout_gets_deadline_exceeded() {
 }
 
 #[tokio::test]
-async fn a_request_over_the_concurrency_limit_is_shed_at_once_with_unavailable() {
+async fn a_burst_over_the_concurrency_limit_waits_for_slots_and_every_request_succeeds() {
+    let app = App::start(GrpcConfig {
+        concurrency_limit: 2,
+        admission_max_wait_ms: 10_000,
+        ..grpc_config()
+    })
+    .await;
+    let client = app.client().await;
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.who_am_i(delayed(50)).await })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .expect("no panic")
+            .expect("a queued request is served, not refused");
+    }
+    assert_eq!(
+        app.diagnostics.max_in_flight.load(Ordering::SeqCst),
+        2,
+        "never more handlers at once than the limit"
+    );
+    let text = app.metrics.encode();
+    assert!(
+        text.contains(r#"keel_grpc_admission_refused_total{service="server-test"} 0"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_would_wait_past_the_admission_wait_is_refused_with_a_retry_delay() {
     let app = App::start(GrpcConfig {
         concurrency_limit: 1,
+        admission_max_wait_ms: 200,
         ..grpc_config()
     })
     .await;
     let mut slow_client = app.client().await;
-    let slow = tokio::spawn(async move { slow_client.who_am_i(delayed(1_000)).await });
+    let slow = tokio::spawn(async move { slow_client.who_am_i(delayed(2_000)).await });
     app.handler_entered(1).await;
 
     let mut client = app.client().await;
-    let started = Instant::now();
     let status = client
         .who_am_i(WhoAmIRequest {})
         .await
-        .expect_err("no permit is free");
+        .expect_err("no slot frees within the admission wait");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let error = keel_kernel::Error::from_status(&status);
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(1)),
+        "{status:?}"
+    );
+    assert!(status.message().contains("overloaded"), "{status:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "refused without queueing"
+        app.diagnostics.seen_traces.lock().expect("trace log").len() == 1,
+        "the refused request never reached the handler"
     );
     slow.await
         .expect("no panic")
-        .expect("the request holding the permit completes");
+        .expect("the request holding the slot completes");
     client
         .who_am_i(WhoAmIRequest {})
         .await
-        .expect("the permit is free again");
+        .expect("the slot is free again");
+}
+
+#[tokio::test]
+async fn a_request_finding_the_admission_queue_full_is_refused_at_once() {
+    let app = App::start(GrpcConfig {
+        concurrency_limit: 1,
+        admission_max_wait_ms: 10_000,
+        admission_queue_limit: 1,
+        ..grpc_config()
+    })
+    .await;
+    let client = app.client().await;
+    let mut holder = client.clone();
+    let holding = tokio::spawn(async move { holder.who_am_i(delayed(1_500)).await });
+    app.handler_entered(1).await;
+    let mut waiter = client.clone();
+    let waiting = tokio::spawn(async move { waiter.who_am_i(WhoAmIRequest {}).await });
+    // The waiter is queued once the gauge says so.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app
+        .metrics
+        .encode()
+        .contains(r#"keel_grpc_admission_waiting{service="server-test"} 1"#)
+    {
+        assert!(Instant::now() < deadline, "the second request never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let status = client
+        .clone()
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect_err("the queue is full");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        holding.await.expect("no panic").is_ok(),
+        "the first request completes"
+    );
+    waiting
+        .await
+        .expect("no panic")
+        .expect("the queued request is served once the slot frees");
 }
 
 #[tokio::test]

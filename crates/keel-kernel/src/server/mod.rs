@@ -1,5 +1,5 @@
 //! The gRPC server every service runs: one tower stack (request id, trace span, metrics, load
-//! shedding, concurrency limit, deadline, authentication), grpc.health.v1, reflection v1, and a
+//! admission (a concurrency limit with a bounded wait), deadline, authentication), grpc.health.v1, reflection v1, and a
 //! graceful shutdown that drains in-flight requests within `grpc.shutdown_grace_ms`.
 //!
 //! ```ignore
@@ -12,6 +12,7 @@
 //! server.serve(shutdown.clone()).await?;
 //! ```
 
+mod admission;
 mod deadline;
 mod metrics;
 mod request_id;
@@ -42,6 +43,7 @@ use crate::auth::{AuthLayer, JwtVerifier};
 use crate::config::GrpcConfig;
 use crate::metrics::Metrics;
 
+use self::admission::{AdmissionLayer, AdmissionLimits};
 use self::deadline::DeadlineLayer;
 use self::metrics::MetricsLayer;
 use self::request_id::RequestIdLayer;
@@ -252,8 +254,9 @@ impl BoundServer {
         //   requests are counted with the status the client saw;
         // - errors to statuses right below metrics: the layers under it fail with errors, which
         //   must reach clients (and metrics) as gRPC statuses, never as broken streams;
-        // - load shedding around (tower's own layers) the concurrency limit: when all permits are taken a request is
-        //   refused at once (UNAVAILABLE) instead of queueing behind the slow ones;
+        // - admission: at most `concurrency_limit` requests at once; above it a request waits for a
+        //   slot for a bounded time (never past its own deadline) and only then is refused with
+        //   UNAVAILABLE and a retry delay, so a burst queues briefly instead of failing;
         // - the deadline inside the limit, so it bounds work, not waiting; and above auth, so a
         //   slow JWKS fetch is bounded too. It also aborts requests still running after the
         //   shutdown grace period;
@@ -263,8 +266,14 @@ impl BoundServer {
             .layer(TraceLayer)
             .layer(MetricsLayer::new(self.metrics.clone()))
             .layer(StatusLayer::new(Arc::from(self.service.as_str())))
-            .load_shed()
-            .concurrency_limit(self.config.concurrency_limit.max(1))
+            .layer(AdmissionLayer::new(
+                AdmissionLimits {
+                    concurrency: self.config.concurrency_limit,
+                    max_wait: Duration::from_millis(self.config.admission_max_wait_ms),
+                    queue_limit: self.config.admission_queue_limit,
+                },
+                &self.metrics,
+            ))
             .layer(DeadlineLayer::new(
                 Duration::from_millis(self.config.request_timeout_ms),
                 abort.clone(),

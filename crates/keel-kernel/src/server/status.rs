@@ -11,6 +11,7 @@ use http::{Request, Response};
 use tonic::body::Body;
 use tower::{BoxError, Layer, Service};
 
+use super::admission::Overloaded;
 use super::deadline::Aborted;
 
 #[derive(Clone)]
@@ -97,6 +98,10 @@ fn error_response(domain: &str, err: BoxError) -> Response<Body> {
         tonic::Status::deadline_exceeded("the request took longer than the server allows")
     } else if err.is::<tower::load_shed::error::Overloaded>() {
         crate::Error::unavailable("the server is overloaded, retry later").into_status_in(domain)
+    } else if let Some(overloaded) = err.downcast_ref::<Overloaded>() {
+        crate::Error::unavailable(overloaded.to_string())
+            .with_retry_after(overloaded.retry_after)
+            .into_status_in(domain)
     } else if err.is::<Aborted>() {
         crate::Error::unavailable("the server is shutting down, retry").into_status_in(domain)
     } else {
