@@ -227,24 +227,28 @@ impl JobRunner {
         let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
             return Ok(false);
         };
+        // Instrumented, not entered: an entered span held across awaits is exited on whatever
+        // thread the future resumes on, which corrupts the subscriber's span stack.
         let span = tracing::info_span!("job", kind = %job.kind, key = %job.key, attempt = job.attempts + 1);
-        let _entered = span.enter();
-
-        let mut tx = match job.tenant {
-            Some(tenant) => JobTx::Tenant(TenantTx::scope(tx, tenant).await?),
-            None => JobTx::Global(tx),
-        };
-        let outcome = match handler.run(&mut tx, &job).await {
-            Ok(()) => finish(tx, job.id).await,
-            Err(err) => {
-                // Let go of the job's row lock (and undo the handler's writes) before recording
-                // the failure on another connection, which would otherwise wait on that lock.
-                drop(tx);
-                Err(err)
+        let run = async {
+            let mut tx = match job.tenant {
+                Some(tenant) => JobTx::Tenant(TenantTx::scope(tx, tenant).await?),
+                None => JobTx::Global(tx),
+            };
+            match handler.run(&mut tx, &job).await {
+                Ok(()) => finish(tx, job.id).await,
+                Err(err) => {
+                    // Let go of the job's row lock (and undo the handler's writes) before
+                    // recording the failure on another connection, which would otherwise wait on
+                    // that lock.
+                    drop(tx);
+                    Err(err)
+                }
             }
         };
+        let outcome = tracing::Instrument::instrument(run, span.clone()).await;
         if let Err(err) = outcome {
-            self.record_failure(&job, &err).await?;
+            tracing::Instrument::instrument(self.record_failure(&job, &err), span).await?;
         }
         Ok(true)
     }
