@@ -1,0 +1,61 @@
+# One image per keel service: docker build --build-arg SERVICE=tenancy -t keel-tenancy:dev .
+# (scripts/images.sh builds them all from locally assembled bases; `make images`).
+#
+# Base images are build arguments. Defaults are public images for a CI that can pull; this
+# machine passes bases made with debootstrap + docker import (scripts/images.sh base).
+ARG BUILDER_IMAGE=docker.io/library/rust:1.95-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+# ---- skeleton: what decides the dependency build, and nothing else --------------------------
+# Manifests, the lockfile, build scripts and the protos they compile, with every Rust source
+# replaced by an empty stub (binaries by an empty main). Its output only changes when those do,
+# so the `deps` layer below stays cached across source edits (the trick cargo-chef automates).
+FROM ${BUILDER_IMAGE} AS skeleton
+WORKDIR /src
+COPY . .
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN mkdir /skeleton \
+    && find . \( -name Cargo.toml -o -name Cargo.lock -o -name build.rs \) -print0 \
+        | xargs -0 cp --parents -t /skeleton \
+    && cp -r --parents proto /skeleton \
+    && find crates services \( -path '*/src/main.rs' -o -path '*/src/bin/*.rs' \) -print0 \
+        | while IFS= read -r -d '' main; do \
+            mkdir -p "/skeleton/$(dirname "$main")" && echo 'fn main() {}' >"/skeleton/$main"; done \
+    && find crates services -name '*.rs' ! -name build.rs ! -path '*/src/main.rs' ! -path '*/src/bin/*' -print0 \
+        | while IFS= read -r -d '' file; do \
+            mkdir -p "/skeleton/$(dirname "$file")" && : >"/skeleton/$file"; done
+
+# ---- deps: every third-party crate of every service, compiled once for all images -----------
+FROM ${BUILDER_IMAGE} AS deps
+WORKDIR /src
+ENV CARGO_TARGET_DIR=/src/target CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
+COPY --from=skeleton /skeleton/ ./
+# The service list is fixed here (not the SERVICE argument) so one layer serves every image.
+ARG CARGO_BUILD_JOBS=2
+RUN packages=$(find services -mindepth 2 -maxdepth 2 -name Cargo.toml -printf ' -p keel-%h' | sed 's| -p keel-services/| -p keel-|g') \
+    && cargo build --release --locked --bins $packages \
+    && rm -rf target/release/.fingerprint/keel-* target/release/deps/keel_* target/release/deps/libkeel_* \
+    && rm -rf target/release/keel-*
+
+# ---- build: the one service ------------------------------------------------------------------
+FROM deps AS build
+COPY . .
+ARG SERVICE
+RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<service>" >&2; exit 1; }
+# COPY keeps the files' mtimes, which may be older than the stubs': make cargo see the real code.
+RUN find crates services proto -type f -exec touch {} + \
+    && cargo build --release --locked -p "keel-${SERVICE}" --bin "keel-${SERVICE}" \
+    && install -D "target/release/keel-${SERVICE}" /out/keel-service
+
+# ---- runtime: glibc + CA certificates, nothing to write to, UID 65532 ------------------------
+FROM ${RUNTIME_IMAGE}
+ARG SERVICE
+LABEL org.opencontainers.image.title="keel-${SERVICE}" \
+      org.opencontainers.image.source="https://github.com/example/keel" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /out/keel-service /usr/local/bin/keel-service
+USER 65532:65532
+# grpc, admin (health, metrics); the edge gateway also serves REST on 8080.
+EXPOSE 50051 9090
+ENTRYPOINT ["/usr/local/bin/keel-service"]
+CMD ["--config", "/etc/keel/service.yaml"]
