@@ -7,8 +7,9 @@ ARG BUILDER_IMAGE=docker.io/library/rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # ---- skeleton: what decides the dependency build, and nothing else --------------------------
-# Manifests, the lockfile, build scripts and the protos they compile, with every Rust source
-# replaced by an empty stub (binaries by an empty main). Its output only changes when those do,
+# Manifests, the lockfile, build scripts and the protos they compile, and an empty stub for each
+# target root (lib.rs, main.rs, src/bin/*, explicit `path =` targets): no other source, so adding
+# a module or a test does not invalidate the dependency layer. Its output only changes when those do,
 # so the `deps` layer below stays cached across source edits (the trick cargo-chef automates).
 FROM ${BUILDER_IMAGE} AS skeleton
 WORKDIR /src
@@ -21,9 +22,13 @@ RUN mkdir /skeleton \
     && find crates services \( -path '*/src/main.rs' -o -path '*/src/bin/*.rs' \) -print0 \
         | while IFS= read -r -d '' main; do \
             mkdir -p "/skeleton/$(dirname "$main")" && echo 'fn main() {}' >"/skeleton/$main"; done \
-    && find crates services -name '*.rs' ! -name build.rs ! -path '*/src/main.rs' ! -path '*/src/bin/*' -print0 \
-        | while IFS= read -r -d '' file; do \
-            mkdir -p "/skeleton/$(dirname "$file")" && : >"/skeleton/$file"; done
+    && find crates services -path '*/src/lib.rs' -print0 \
+        | while IFS= read -r -d '' lib; do : >"/skeleton/$lib"; done \
+    && for manifest in crates/*/Cargo.toml services/*/Cargo.toml; do \
+        sed -n 's/^path = "\(.*\)"$/\1/p' "$manifest" | while read -r target; do \
+            file="/skeleton/$(dirname "$manifest")/$target"; \
+            mkdir -p "$(dirname "$file")" && [ -e "$file" ] || echo 'fn main() {}' >"$file"; done; \
+    done
 
 # ---- deps: every third-party crate of every service, compiled once for all images -----------
 FROM ${BUILDER_IMAGE} AS deps
@@ -45,7 +50,9 @@ RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<service>" >&
 # COPY keeps the files' mtimes, which may be older than the stubs': make cargo see the real code.
 RUN find crates services proto -type f -exec touch {} + \
     && cargo build --release --locked -p "keel-${SERVICE}" --bin "keel-${SERVICE}" \
-    && install -D "target/release/keel-${SERVICE}" /out/keel-service
+        -p keel-kernel --bin keel-provision \
+    && install -D "target/release/keel-${SERVICE}" /out/keel-service \
+    && install -D target/release/keel-provision /out/keel-provision
 
 # ---- runtime: glibc + CA certificates, nothing to write to, UID 65532 ------------------------
 FROM ${RUNTIME_IMAGE}
@@ -54,6 +61,9 @@ LABEL org.opencontainers.image.title="keel-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/example/keel" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/keel-service /usr/local/bin/keel-service
+# Creates a service's database role and schema and the event stream, with admin credentials: a
+# one-off job (deploy/compose, deploy/k8s/README.md), never what the service itself runs.
+COPY --from=build /out/keel-provision /usr/local/bin/keel-provision
 USER 65532:65532
 # grpc, admin (health, metrics); the edge gateway also serves REST on 8080.
 EXPOSE 50051 9090
