@@ -23,12 +23,14 @@ RUN mkdir /skeleton \
         | while IFS= read -r -d '' main; do \
             mkdir -p "/skeleton/$(dirname "$main")" && echo 'fn main() {}' >"/skeleton/$main"; done \
     && find crates services -path '*/src/lib.rs' -print0 \
-        | while IFS= read -r -d '' lib; do : >"/skeleton/$lib"; done \
+        | while IFS= read -r -d '' lib; do \
+            mkdir -p "/skeleton/$(dirname "$lib")" && : >"/skeleton/$lib"; done \
     && for manifest in crates/*/Cargo.toml services/*/Cargo.toml; do \
         sed -n 's/^path = "\(.*\)"$/\1/p' "$manifest" | while read -r target; do \
             file="/skeleton/$(dirname "$manifest")/$target"; \
             mkdir -p "$(dirname "$file")" && [ -e "$file" ] || echo 'fn main() {}' >"$file"; done; \
-    done
+    done \
+    && (cd /skeleton && cargo metadata --no-deps --format-version 1 >/dev/null)
 
 # ---- deps: every third-party crate of every service, compiled once for all images -----------
 FROM ${BUILDER_IMAGE} AS deps
