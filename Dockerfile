@@ -30,7 +30,7 @@ RUN mkdir /skeleton \
             file="/skeleton/$(dirname "$manifest")/$target"; \
             mkdir -p "$(dirname "$file")" && [ -e "$file" ] || echo 'fn main() {}' >"$file"; done; \
     done \
-    && (cd /skeleton && cargo metadata --no-deps --format-version 1 >/dev/null)
+    && cargo metadata --manifest-path /skeleton/Cargo.toml --no-deps --format-version 1 >/dev/null
 
 # ---- deps: every third-party crate of every service, compiled once for all images -----------
 FROM ${BUILDER_IMAGE} AS deps
@@ -39,8 +39,9 @@ ENV CARGO_TARGET_DIR=/src/target CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 COPY --from=skeleton /skeleton/ ./
 # The service list is fixed here (not the SERVICE argument) so one layer serves every image.
 ARG CARGO_BUILD_JOBS=2
-RUN packages=$(find services -mindepth 2 -maxdepth 2 -name Cargo.toml -printf ' -p keel-%h' | sed 's| -p keel-services/| -p keel-|g') \
-    && cargo build --release --locked --bins $packages \
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN mapfile -t services < <(find services -mindepth 2 -maxdepth 2 -name Cargo.toml -printf '%h\n' | sed 's|^services/|keel-|') \
+    && cargo build --release --locked --bins "${services[@]/#/--package=}" \
     && rm -rf target/release/.fingerprint/keel-* target/release/deps/keel_* target/release/deps/libkeel_* \
     && rm -rf target/release/keel-*
 

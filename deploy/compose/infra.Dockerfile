@@ -3,7 +3,7 @@
 # two containers (compose.yaml picks the command).
 ARG BASE_IMAGE=keel-base-runtime:bookworm
 FROM ${BASE_IMAGE}
-USER root
+USER 0
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-15 nats-server curl \
