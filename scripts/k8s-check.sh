@@ -81,8 +81,9 @@ def service_crates():
     return {d for d in os.listdir("services") if os.path.isfile(f"services/{d}/Cargo.toml")}
 
 def check_config_supported():
-    # The flag arrives with the kernel's cli module (helper E's keelctl branch).
-    return os.path.isfile("crates/keel-kernel/src/cli.rs")
+    # The flag arrives with the kernel's cli module (branch keelctl). KEEL_BIN_DIR: prebuilt
+    # binaries (e.g. CI's target/debug, or images' binaries) are used as they are.
+    return bool(os.environ.get("KEEL_BIN_DIR")) or os.path.isfile("crates/keel-kernel/src/cli.rs")
 
 def binary_command(svc):
     bin_dir = os.environ.get("KEEL_BIN_DIR")
@@ -165,8 +166,9 @@ def check_configs(render):
             # The pod's absolute paths, inside the copy: every mounted prefix moves under root.
             for f in [root + config_path]:
                 text = open(f).read()
-                for m in sorted(mounts, key=len, reverse=True):
-                    text = re.sub(rf"(?<![\w/]){re.escape(m)}(?=/)", root + m, text)
+                # One pass, longest mount first, so a moved path is never moved again.
+                alternatives = "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True))
+                text = re.sub(rf"(?<![\w/])({alternatives})(?=/)", lambda mt: root + mt.group(1), text)
                 open(f, "w").write(text)
             run_env = {**os.environ, **env}
             result = subprocess.run(binary_command(svc) + ["--check-config", root + config_path],
