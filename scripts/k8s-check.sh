@@ -85,11 +85,19 @@ def check_config_supported():
     # binaries (e.g. CI's target/debug, or images' binaries) are used as they are.
     return bool(os.environ.get("KEEL_BIN_DIR")) or os.path.isfile("crates/keel-kernel/src/cli.rs")
 
+BIN_DIR = None
+
 def binary_command(svc):
-    bin_dir = os.environ.get("KEEL_BIN_DIR")
-    if bin_dir:
-        return [os.path.join(bin_dir, f"keel-{svc}")]
-    return ["cargo", "run", "-q", "-p", f"keel-{svc}", "--bin", f"keel-{svc}", "--"]
+    """The service's binary: KEEL_BIN_DIR's, else this checkout's, built once for all services."""
+    global BIN_DIR
+    if BIN_DIR is None:
+        BIN_DIR = os.environ.get("KEEL_BIN_DIR")
+        if not BIN_DIR:
+            packages = [a for s in sorted(service_crates()) for a in ("-p", f"keel-{s}")]
+            print("==> cargo build --bins " + " ".join(packages))
+            subprocess.run(["cargo", "build", "-q", "--bins", *packages], check=True)
+            BIN_DIR = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "debug")
+    return [os.path.join(BIN_DIR, f"keel-{svc}")]
 
 def emulate_pod(deployment, objects, root):
     """Write the pod's volumes under root; return (env, mount paths)."""
