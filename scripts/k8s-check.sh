@@ -62,6 +62,36 @@ for r in "${RENDERS[@]}"; do
         done
 done
 
+# 2b. Custom resources, where JSON schemas for them are at hand: KEEL_CRD_SCHEMA_DIR laid out as
+#     kubeconform's CRD catalogs are (<group>/<kind>_<version>.json, e.g. a checkout of
+#     datreeio/CRDs-catalog). Not in this repository; without it the CRs stay "NOT validated".
+if [ -n "${KEEL_CRD_SCHEMA_DIR:-}" ]; then
+    "$VENV/bin/pip" show jsonschema >/dev/null 2>&1 || "$VENV/bin/pip" install --quiet --disable-pip-version-check "jsonschema==4.23.0"
+    "$VENV/bin/python" - "$KEEL_CRD_SCHEMA_DIR" "$OUT" "${RENDERS[@]}" <<'PY'
+import json, os, sys
+import jsonschema, yaml
+schema_dir, out, renders = sys.argv[1], sys.argv[2], sys.argv[3:]
+bad = 0
+for r in renders:
+    for doc in yaml.safe_load_all(open(os.path.join(out, r.replace("/", "-") + ".yaml"))):
+        if not doc or "/" not in doc["apiVersion"] or doc["apiVersion"].split("/")[0].endswith(".k8s.io"):
+            continue
+        group, version = doc["apiVersion"].split("/")
+        path = os.path.join(schema_dir, group, f"{doc['kind'].lower()}_{version}.json")
+        if not os.path.exists(path):
+            continue
+        errors = sorted(jsonschema.Draft7Validator(json.load(open(path))).iter_errors(doc), key=str)
+        name = f"{r}: {doc['kind']} {doc['metadata']['name']}"
+        if errors:
+            bad += 1
+            for e in errors[:5]:
+                print(f"FAIL {name}: {'/'.join(map(str, e.absolute_path))}: {e.message}", file=sys.stderr)
+        else:
+            print(f"==> {name}: valid against {os.path.relpath(path, schema_dir)}")
+sys.exit(1 if bad else 0)
+PY
+fi
+
 # 3 and 4, in Python (PyYAML from the venv).
 "$VENV/bin/python" - "$OUT" "$K8S" <<'PY'
 import os, re, shutil, subprocess, sys, tempfile
