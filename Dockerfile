@@ -45,17 +45,17 @@ RUN mapfile -t services < <(find services -mindepth 2 -maxdepth 2 -name Cargo.to
     && rm -rf target/release/.fingerprint/keel-* target/release/deps/keel_* target/release/deps/libkeel_* \
     && rm -rf target/release/keel-*
 
-# ---- build: the one service ------------------------------------------------------------------
+# ---- build: every service, once; each image below takes its one binary ------------------
+# Building the same package set as `deps` keeps cargo's feature unification identical, so no
+# dependency is compiled twice, and this layer (no SERVICE in it) serves all images.
 FROM deps AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY . .
-ARG SERVICE
-RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<service>" >&2; exit 1; }
 # COPY keeps the files' mtimes, which may be older than the stubs': make cargo see the real code.
 RUN find crates services proto -type f -exec touch {} + \
-    && cargo build --release --locked -p "keel-${SERVICE}" --bin "keel-${SERVICE}" \
-        -p keel-kernel --bin keel-provision \
-    && install -D "target/release/keel-${SERVICE}" /out/keel-service \
-    && install -D target/release/keel-provision /out/keel-provision
+    && mapfile -t services < <(find services -mindepth 2 -maxdepth 2 -name Cargo.toml -printf '%h\n' | sed 's|^services/|keel-|') \
+    && cargo build --release --locked --bins "${services[@]/#/--package=}" --package=keel-kernel \
+    && mkdir /out && find target/release -maxdepth 1 -type f -name 'keel-*' -perm -u+x -exec cp {} /out/ \;
 
 # ---- runtime: glibc + CA certificates, nothing to write to, UID 65532 ------------------------
 FROM ${RUNTIME_IMAGE}
@@ -63,7 +63,8 @@ ARG SERVICE
 LABEL org.opencontainers.image.title="keel-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/example/keel" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /out/keel-service /usr/local/bin/keel-service
+# A missing or unknown SERVICE fails here: there is no /out/keel-<it>.
+COPY --from=build /out/keel-${SERVICE} /usr/local/bin/keel-service
 # Creates a service's database role and schema and the event stream, with admin credentials: a
 # one-off job (deploy/compose, deploy/k8s/README.md), never what the service itself runs.
 COPY --from=build /out/keel-provision /usr/local/bin/keel-provision
