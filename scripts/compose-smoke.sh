@@ -63,7 +63,15 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' "$G/openapi.json")" = 200 ]; d
     [ $SECONDS -lt $deadline ] || die "gateway not answering on $G after 180 s"
     sleep 2
 done
-log "gateway answers; running the REST scenario"
+# And every service ready (its /readyz, the compose healthcheck): a request must not race a
+# service still migrating.
+for svc in "${MESH[@]}"; do
+    until [ "$(docker inspect -f '{{.State.Health.Status}}' "$(compose ps -q "$svc")" 2>/dev/null)" = healthy ]; do
+        [ $SECONDS -lt $deadline ] || die "$svc not ready (/readyz) after 180 s"
+        sleep 2
+    done
+done
+log "gateway answers, ${#MESH[@]} services ready; running the REST scenario"
 
 call() { # <method> <path> <token or -> [body]: prints the body, fails on a non-2xx status
     local method="$1" path="$2" token="$3" body="${4:-}" out status
