@@ -8,6 +8,10 @@
 #   make fuzz-api      schemathesis against the gateway's OpenAPI (no 5xx, no off-schema answers)
 #   make python-stubs  generate Python gRPC stubs from proto/ and check they work
 #   make clean-dev     stop everything and delete all local state (.dev/)
+#   make images        container image per service from local debootstrap bases (needs Docker)
+#   make k8s-check     render, validate and config-check the Kubernetes manifests (offline)
+#   make compose-smoke the images as a mesh (deploy/compose) through the `make run` REST scenario
+#   make chaos         the mesh on a private stack under load while NATS, Postgres and services die
 #   make up | down | status   just the local stack (Postgres + NATS JetStream under .dev/)
 
 SHELL := /bin/bash
@@ -23,10 +27,10 @@ WITH_STACK_ENV = eval "$$($(STACK) env)" &&
 NEXTEST_ARGS ?=
 
 .PHONY: help run stop test lint bench fuzz-api python-stubs clean-dev up down status
-.PHONY: chaos
+.PHONY: chaos images k8s-check compose-smoke
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n 's/^#   make/  make/p' Makefile
 
 run: up
 	@echo "==> building service binaries (cargo build --workspace --bins)"
@@ -75,3 +79,14 @@ down:
 status:
 	@$(STACK) status || true
 	@$(SERVICES) status
+
+# Docker images keel-<service>:dev; without a Docker daemon it says so and skips.
+images:
+	bash scripts/images.sh all
+
+k8s-check:
+	bash scripts/k8s-check.sh
+
+# Builds the images if missing; distinct host ports, never touches the local stack.
+compose-smoke:
+	bash scripts/compose-smoke.sh

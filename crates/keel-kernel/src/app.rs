@@ -102,6 +102,11 @@ impl<S> Platform<S> {
                 metrics.clone(),
                 background_shutdown.clone(),
             )),
+            tokio::spawn(sample_db_pool(
+                db.clone(),
+                metrics.clone(),
+                background_shutdown.clone(),
+            )),
         ];
         Ok(Platform {
             outbox: Outbox::new(&service),
@@ -327,6 +332,26 @@ async fn refresh_broker_gauges(
         .await;
         if let Ok(age) = age {
             oldest.set(age.max(0.0));
+        }
+    }
+}
+
+/// How often the pool gauges are refreshed: finer than any scrape interval worth having.
+const DB_POOL_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Keep the `keel_db_pool_*` gauges current until shutdown. Sampled, not pushed: sqlx reports
+/// the pool's state on request only.
+async fn sample_db_pool(db: PgPool, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let max = i64::from(db.options().get_max_connections());
+    metrics.db_pool_max_connections.set(max);
+    loop {
+        metrics.db_pool_connections.set(i64::from(db.size()));
+        metrics
+            .db_pool_idle_connections
+            .set(i64::try_from(db.num_idle()).unwrap_or(i64::MAX));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DB_POOL_SAMPLE_EVERY) => {}
         }
     }
 }

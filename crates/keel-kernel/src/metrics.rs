@@ -8,6 +8,7 @@
 //! suffix from the encoder.
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -91,8 +92,16 @@ pub struct Metrics {
     pub grpc_latency: Family<GrpcLabels, Histogram>,
     /// Outbox rows not yet published.
     pub outbox_backlog: Gauge,
+    /// Age in seconds of the oldest outbox row not yet published (0 when there is none): how
+    /// late events are, which the backlog count alone cannot say.
+    pub outbox_oldest_age: Gauge<f64, AtomicU64>,
     /// Outbox rows published (acknowledged by JetStream).
     pub outbox_published: Counter,
+    /// The database pool: connections open, of them idle, and the configured maximum. In use
+    /// over maximum is the pool's saturation.
+    pub db_pool_connections: Gauge,
+    pub db_pool_idle_connections: Gauge,
+    pub db_pool_max_connections: Gauge,
     /// Messages pending for each durable consumer.
     pub consumer_lag: Family<ConsumerLabels, Gauge>,
     /// Messages each consumer handled (effect committed and acknowledged).
@@ -128,10 +137,30 @@ impl Metrics {
                 "Outbox rows not yet published",
                 Gauge::default(),
             ),
+            outbox_oldest_age: on.register(
+                "outbox_oldest_unpublished_age_seconds",
+                "Age of the oldest outbox row not yet published, 0 when none",
+                Gauge::default(),
+            ),
             outbox_published: on.register(
                 "outbox_published",
                 "Outbox rows published to JetStream",
                 Counter::default(),
+            ),
+            db_pool_connections: on.register(
+                "db_pool_connections",
+                "Database connections open in this process's pool",
+                Gauge::default(),
+            ),
+            db_pool_idle_connections: on.register(
+                "db_pool_idle_connections",
+                "Database connections open and idle in this process's pool",
+                Gauge::default(),
+            ),
+            db_pool_max_connections: on.register(
+                "db_pool_max_connections",
+                "The pool's configured maximum (database.max_connections)",
+                Gauge::default(),
             ),
             consumer_lag: on.register(
                 "consumer_lag",

@@ -416,12 +416,16 @@ impl Relay {
     }
 
     async fn refresh_backlog(&self) {
-        let backlog: Result<(i64,), _> =
-            sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&self.pool)
-                .await;
-        if let Ok((backlog,)) = backlog {
+        let backlog: Result<(i64, f64), _> = sqlx::query_as(
+            "SELECT count(*), \
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok((backlog, oldest_age_secs)) = backlog {
             self.metrics.outbox_backlog.set(backlog);
+            self.metrics.outbox_oldest_age.set(oldest_age_secs);
         }
     }
 
