@@ -213,12 +213,12 @@ wait_ready_all() { # prints seconds until every service's /readyz is 200
     echo $((SECONDS - started))
 }
 
-outbox_backlog_zero_after() { # seconds until every service's outbox_oldest_age_seconds is 0
+outbox_backlog_zero_after() { # seconds until every service's outbox_oldest_unpublished_age_seconds is 0
     local started=$SECONDS svc age
     for svc in "${SERVICES[@]}"; do
         while :; do
             age="$(curl -s "http://127.0.0.1:$(admin_port "$svc")/metrics" |
-                awk '/^keel_outbox_oldest_age_seconds/ { print $2 }')"
+                awk '/^keel_outbox_oldest_unpublished_age_seconds/ { print $2 }')"
             case "$age" in 0 | 0.0 | "") break ;; esac
             [ $((SECONDS - started)) -lt 300 ] || break
             sleep 0.5

@@ -191,7 +191,7 @@ impl<S> Platform<S> {
         let admin = AdminServer::new(&self.config.admin, self.metrics.registry())
             // Ready means "can serve requests": the database answers and is migrated. The broker
             // is not a condition (writes queue in the outbox while it is away); its state shows
-            // in the `nats_connected` and `outbox_oldest_age_seconds` gauges.
+            // in the `nats_connected` and `outbox_oldest_unpublished_age_seconds` gauges.
             .readiness(ReadinessCheck::database(
                 self.db.clone(),
                 self.expected_migration_version,
@@ -290,9 +290,10 @@ impl Running {
 }
 
 /// Keep the broker's state visible while readiness ignores it: `nats_connected` (1 or 0, shared
-/// by the relay and the consumers, which use one client) and `outbox_oldest_age_seconds` (how
-/// long the oldest unpublished event has waited: grows while the broker is away, falls back to 0
-/// once the relay has drained the backlog; what an alert watches).
+/// by the relay and the consumers, which use one client) and `outbox_oldest_unpublished_age_seconds`
+/// (how long the oldest unpublished event has waited: grows while the broker is away, falls back
+/// to 0 once the relay has drained the backlog; what an alert watches). The relay sets the age
+/// too, but only on the replica holding the relay lease; this keeps it current on every replica.
 async fn refresh_broker_gauges(
     db: PgPool,
     nats: async_nats::Client,
@@ -300,17 +301,11 @@ async fn refresh_broker_gauges(
     shutdown: CancellationToken,
 ) {
     use prometheus_client::metrics::gauge::Gauge;
-    use std::sync::atomic::AtomicU64;
 
     let registry = metrics.registry();
     let connected: Gauge = registry.register(
         "nats_connected",
         "1 while the service's NATS client (relay and consumers) is connected, else 0",
-        Gauge::default(),
-    );
-    let oldest: Gauge<f64, AtomicU64> = registry.register(
-        "outbox_oldest_age_seconds",
-        "Age of the oldest outbox row not yet published (0 when none waits)",
         Gauge::default(),
     );
     let mut tick = tokio::time::interval(BROKER_GAUGES_INTERVAL);
@@ -331,7 +326,7 @@ async fn refresh_broker_gauges(
         .fetch_one(&db)
         .await;
         if let Ok(age) = age {
-            oldest.set(age.max(0.0));
+            metrics.outbox_oldest_age.set(age.max(0.0));
         }
     }
 }

@@ -111,7 +111,7 @@ async fn with_the_broker_unreachable_a_service_is_ready_and_its_writes_succeed()
         let disconnected = metrics.contains(r#"keel_nats_connected{service="resilience-test"} 0"#);
         let waiting = metrics
             .lines()
-            .find(|line| line.starts_with("keel_outbox_oldest_age_seconds"))
+            .find(|line| line.starts_with("keel_outbox_oldest_unpublished_age_seconds"))
             .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .is_some_and(|age| age > 0.0);
         if disconnected && waiting {
@@ -150,7 +150,7 @@ async fn the_outbox_age_falls_back_to_zero_once_the_broker_returns() {
     loop {
         let (_, metrics) = get(&format!("{admin}/metrics")).await;
         if metrics.contains(r#"keel_nats_connected{service="resilience-test"} 1"#)
-            && metrics.contains(r#"keel_outbox_oldest_age_seconds{service="resilience-test"} 0.0"#)
+            && metrics.contains(r#"keel_outbox_oldest_unpublished_age_seconds{service="resilience-test"} 0.0"#)
         {
             break;
         }
