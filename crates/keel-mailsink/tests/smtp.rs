@@ -1,4 +1,5 @@
 //! The sink over real TCP: lettre as the client, and a raw socket where the exact bytes matter.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
