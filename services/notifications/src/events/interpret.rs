@@ -176,7 +176,9 @@ pub async fn interpret(tx: &mut EventTx, event: &Event) -> Result<Option<Intent>
         }
         "tenancy.member.added" => {
             let added: tenancy::MemberAdded = event.payload()?;
-            user(&added.user_id).map(|u| {
+            // The creator joins their own new tenant: no news (its approval is).
+            let owner = repo::tenants::get(tx.tenant()?).await?.owner;
+            user(&added.user_id).filter(|u| Some(*u) != owner).map(|u| {
                 Intent::new(
                     Category::Membership,
                     Content::new("member-added").arg("role", added.role.as_str()),

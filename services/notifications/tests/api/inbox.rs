@@ -12,9 +12,11 @@ async fn a_task_assigned_to_someone_lands_in_their_inbox_only_and_can_be_marked_
     let app = TestApp::spawn().await;
     let owner = app.register(&unique_email("owner"), "Owner").await;
     let (tenant, owner_token) = app.create_tenant(&owner, "Acme").await;
-    // The owner's own inbox has the news of joining, nothing else.
+    // The owner's own inbox has the news of the tenant's approval, nothing else.
     let own = app.inbox(&owner_token, tenant, 1).await;
     assert_eq!(own.notifications.len(), 1);
+    assert_eq!(own.notifications[0].title, "Acme is approved");
+    assert_eq!(own.notifications[0].event_type, "tenancy.tenant.approved");
     let worker = app.register(&unique_email("worker"), "Wendy").await;
     app.task_assigned(tenant, "Paint the fence <now>", owner.id, worker.id)
         .await;

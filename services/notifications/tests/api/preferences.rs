@@ -130,7 +130,7 @@ async fn a_category_turned_off_in_app_still_mails_but_keeps_the_inbox_quiet() {
     })
     .await;
     let inbox = app.inbox(&token, tenant, 1).await;
-    assert_eq!(inbox.notifications.len(), 1, "only the joining news");
+    assert_eq!(inbox.notifications.len(), 1, "only the news of the approval");
 }
 
 #[tokio::test]
