@@ -50,18 +50,7 @@ pub struct Handler {
 impl Handler {
     async fn send_email(&self, tx: &mut JobTx, job: &Job) -> Result<(), Error> {
         let send: SendEmail = job.payload()?;
-        let outgoing = self
-            .deliverer
-            .prepare(
-                tx,
-                &send.to,
-                send.tenant,
-                &send.content,
-                &send.link,
-                &send.accept_language,
-                &[],
-            )
-            .await?;
+        let outgoing = self.deliverer.prepare(tx, &send, &[]).await?;
         self.deliverer
             .mailer
             .send(
@@ -92,19 +81,15 @@ impl Handler {
         }
         let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
         let content = Content::new("digest").arg("count", count);
-        let link = Link::Path(format!("/tenants/{tenant}/notifications"));
-        let outgoing = self
-            .deliverer
-            .prepare(
-                tx,
-                &To::User(digest.user),
-                Some(tenant),
-                &content,
-                &link,
-                "",
-                &lines,
-            )
-            .await?;
+        let send = SendEmail {
+            to: To::User(digest.user),
+            tenant: Some(tenant),
+            category: digest.category,
+            content,
+            link: Link::Path(format!("/tenants/{tenant}/notifications")),
+            accept_language: String::new(),
+        };
+        let outgoing = self.deliverer.prepare(tx, &send, &lines).await?;
         self.deliverer
             .mailer
             .send(
@@ -118,7 +103,7 @@ impl Handler {
             &job.key,
             Some(tenant),
             &outgoing.user_id,
-            "digest",
+            &send.content.kind,
             outgoing.email.locale.tag(),
             &actor(),
         )?;

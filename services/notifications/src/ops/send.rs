@@ -2,13 +2,14 @@
 //! from the owning services (an address or a language changed since the event counts; a secret
 //! for the link is issued now and never stored).
 
+use keel_kernel::Error;
 use keel_kernel::jobs::JobTx;
-use keel_kernel::{Error, TenantId};
 
 use super::Deliverer;
 use crate::domain::Locale;
 use crate::events::interpret::{Link, To, units_until};
-use crate::render::{Content, RenderedEmail};
+use crate::jobs::SendEmail;
+use crate::render::RenderedEmail;
 use crate::repo;
 
 /// An email ready to go.
@@ -25,13 +26,11 @@ impl Deliverer {
     pub async fn prepare(
         &self,
         tx: &mut JobTx,
-        to: &To,
-        tenant: Option<TenantId>,
-        content: &Content,
-        link: &Link,
-        accept_language: &str,
+        send: &SendEmail,
         lines: &[String],
     ) -> Result<Outgoing, Error> {
+        let (to, tenant, link) = (&send.to, send.tenant, &send.link);
+        let accept_language = send.accept_language.as_str();
         let now = self.clock.now();
         let info = match tenant {
             Some(_) => Some(repo::tenants::get(tx.tenant()?).await?),
@@ -41,7 +40,7 @@ impl Deliverer {
             .as_ref()
             .map(|i| i.default_locale.as_str())
             .unwrap_or("");
-        let mut content = content.clone();
+        let mut content = send.content.clone();
         if let Some(inviter) = content
             .args
             .iter()

@@ -130,7 +130,11 @@ async fn a_category_turned_off_in_app_still_mails_but_keeps_the_inbox_quiet() {
     })
     .await;
     let inbox = app.inbox(&token, tenant, 1).await;
-    assert_eq!(inbox.notifications.len(), 1, "only the news of the approval");
+    assert_eq!(
+        inbox.notifications.len(),
+        1,
+        "only the news of the approval"
+    );
 }
 
 #[tokio::test]
@@ -169,4 +173,67 @@ async fn a_member_cannot_change_the_tenants_defaults() {
         })
         .await
         .expect("a member sets their own preference");
+}
+
+#[tokio::test]
+async fn a_daily_digest_batches_a_categorys_mails_into_one_at_the_digest_hour() {
+    let start = chrono::Utc::now();
+    let clock = keel_kernel::clock::TestClock::new(start);
+    let app = TestApp::spawn_on(clock.shared()).await;
+    let owner = app.register(&unique_email("owner"), "Owner").await;
+    let other = app.register(&unique_email("other"), "Other").await;
+    let (tenant, token) = app.create_tenant(&owner, "Acme").await;
+    app.inbox(&token, tenant, 1).await;
+    app.client(&token)
+        .update_preference(pb::UpdatePreferenceRequest {
+            tenant_id: tenant.to_string(),
+            preference: Some(pb::Preference {
+                category: pb::Category::Work as i32,
+                email: true,
+                in_app: true,
+                email_cadence: pb::EmailCadence::DailyDigest as i32,
+            }),
+        })
+        .await
+        .unwrap();
+    app.task_assigned(tenant, "Alpha", other.id, owner.id).await;
+    app.task_assigned(tenant, "Beta", other.id, owner.id).await;
+    // Both are in the inbox at once; no mail of either went out on its own.
+    app.inbox(&token, tenant, 3).await;
+    app.run_jobs().await;
+    assert!(
+        app.mails_to(&owner.email).iter().all(|m| !m
+            .subject
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Task assigned")),
+        "no immediate mail"
+    );
+    // At the digest hour, one mail lists both.
+    let digest_at = keel_notifications::ops::route::next_digest_time(start, 8);
+    clock.set(digest_at + chrono::Duration::minutes(1));
+    app.run_jobs().await;
+    let digest = app
+        .smtp
+        .wait_for(|m| m.subject.as_deref() == Some("Your daily summary: 2 notifications"))
+        .await;
+    let text = digest.text.as_deref().unwrap();
+    assert!(
+        text.contains("Task assigned to you: Alpha") && text.contains("Task assigned to you: Beta"),
+        "{text}"
+    );
+    // Nothing is left for a second digest.
+    clock.set(digest_at + chrono::Duration::days(1) + chrono::Duration::minutes(1));
+    app.run_jobs().await;
+    let digests = app
+        .mails_to(&owner.email)
+        .into_iter()
+        .filter(|m| {
+            m.subject
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("Your daily summary")
+        })
+        .count();
+    assert_eq!(digests, 1);
 }

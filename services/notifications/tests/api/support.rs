@@ -122,6 +122,11 @@ fn identity_settings(keys_dir: &std::path::Path) -> IdentitySettings {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_on(keel_kernel::clock::system()).await
+    }
+
+    /// Notifications on `clock` (identity and tenancy keep the system clock: tokens are real).
+    pub async fn spawn_on(clock: keel_kernel::clock::SharedClock) -> TestApp {
         let keys_dir = std::env::temp_dir().join(format!(
             "keel-notifications-keys-{}",
             uuid::Uuid::new_v4().simple()
@@ -193,7 +198,7 @@ impl TestApp {
             settings,
         );
         config.auth = auth;
-        let notifications = keel_notifications::build(config)
+        let notifications = keel_notifications::build_with_clock(config, clock)
             .await
             .expect("notifications starts");
 
@@ -376,6 +381,11 @@ impl TestApp {
             .connect_with(options)
             .await
             .unwrap()
+    }
+
+    /// Run notifications' due jobs now.
+    pub async fn run_jobs(&self) -> usize {
+        self.notifications.jobs.run_due().await.expect("jobs run")
     }
 
     /// Delivery says a task was created and assigned (as delivery's relay publishes it).
