@@ -201,9 +201,14 @@ mod tests {
                 "/billing.v1.BillingService/IngestWebhook",
                 "/identity.v1.AuthService/ExchangeApiKey",
                 "/identity.v1.AuthService/GetJwks",
+                // Authenticated by the service client's secret (client credentials).
+                "/identity.v1.AuthService/IssueServiceToken",
                 "/identity.v1.AuthService/Login",
                 "/identity.v1.AuthService/Refresh",
                 "/identity.v1.AuthService/Register",
+                // Anyone may ask (same answer for every email); the reset needs the emailed token.
+                "/identity.v1.AuthService/RequestPasswordReset",
+                "/identity.v1.AuthService/ResetPassword",
                 "/identity.v1.AuthService/VerifyEmail",
             ]
         );

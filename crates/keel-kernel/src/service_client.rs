@@ -167,10 +167,12 @@ struct Cached {
     bearer: MetadataValue<Ascii>,
     token: Arc<str>,
     refresh_at: Instant,
-    expires_at: Instant,
+    /// The token's end less a safety margin: a call made just before expiry may reach its callee
+    /// after it.
+    usable_until: Instant,
 }
 
-/// Kept this far from a token's end: a call made just before expiry may reach its callee after.
+/// The safety margin before a token's end: this long, or an eighth of a short token's life.
 const EXPIRY_SAFETY: Duration = Duration::from_secs(5);
 
 struct Inner {
@@ -254,8 +256,7 @@ impl ServiceTokens {
 
     /// The cached token if it still works, renewal due or not.
     fn usable(&self, now: Instant) -> Option<Cached> {
-        self.cached()
-            .filter(|cached| now + EXPIRY_SAFETY < cached.expires_at)
+        self.cached().filter(|cached| now < cached.usable_until)
     }
 
     /// A token to present now: the cached one while fresh, else a new one from identity. Fails
@@ -332,7 +333,7 @@ impl ServiceTokens {
             bearer,
             token: response.access_token.into(),
             refresh_at: started + lifetime * 3 / 4,
-            expires_at: started + lifetime,
+            usable_until: started + lifetime - EXPIRY_SAFETY.min(lifetime / 8),
         })
     }
 

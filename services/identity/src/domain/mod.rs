@@ -2,7 +2,9 @@
 
 pub mod access;
 pub mod audit;
+pub mod device;
 pub mod ids;
+pub mod locale;
 pub mod lockout;
 pub mod names;
 pub mod password;

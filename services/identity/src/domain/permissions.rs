@@ -53,6 +53,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (AUDIT_EVENT_LIST, "Read the tenant's audit log"),
     // tenancy (the names tenancy's handlers check)
     ("tenancy.tenant.delete", "Delete the tenant"),
+    (
+        "tenancy.tenant.update",
+        "Rename the tenant and set its default language",
+    ),
     ("tenancy.member.read", "List members"),
     ("tenancy.member.update", "Change a member's role"),
     ("tenancy.member.remove", "Remove a member"),

@@ -129,6 +129,34 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_file_is_read_trimmed_and_a_short_or_missing_one_names_the_key() {
+        let dir = std::env::temp_dir().join(format!("keel-svc-secret-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("notifications");
+        std::fs::write(&file, "a-mounted-secret-value\n").unwrap();
+        let entry = |path: std::path::PathBuf| ServiceClientSettings {
+            client_id: "notifications".into(),
+            secret_sha256: None,
+            secret_file: Some(path),
+            permissions: vec!["identity.user.read".into()],
+        };
+        let clients = ServiceClients::load(&[entry(file.clone())]).unwrap();
+        assert!(
+            clients
+                .authenticate("notifications", "a-mounted-secret-value")
+                .is_some()
+        );
+        std::fs::write(&file, "short").unwrap();
+        let err = ServiceClients::load(&[entry(file)]).unwrap_err();
+        assert!(format!("{err:?}").contains("secret_file"), "{err:?}");
+        let err = ServiceClients::load(&[entry(dir.join("missing"))]).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("app.service_clients[0].secret_file"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_the_digest() {
         let shown = format!("{:?}", clients());
         assert!(!shown.contains(&hex::encode(digest("a-long-enough-secret"))));

@@ -10,6 +10,8 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub email_verified: bool,
+    /// BCP 47, canonical case; empty when the user has not chosen (see `domain::locale`).
+    pub locale: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -42,6 +42,7 @@ pub fn user(user: &User) -> pb::User {
         email: user.email.clone(),
         display_name: user.display_name.clone(),
         email_verified: user.email_verified,
+        locale: user.locale.clone(),
         create_time: Some(timestamp(user.created_at)),
         update_time: Some(timestamp(user.updated_at)),
     }

@@ -11,10 +11,12 @@ use super::convert::{self, Registration};
 use super::sessions::{grants_in, issue_pair, not_a_member, session_of, unscoped_grants};
 use crate::domain::audit::{actions, targets};
 use crate::domain::lockout::{self, Gate, Throttle};
-use crate::domain::{AuditEntry, Email, Password, RevokeReason, SessionId, secrets};
+use crate::domain::{AuditEntry, Email, Password, RevokeReason, SessionId, device, secrets};
 use crate::events::publish::{self, types};
+use crate::repo::devices::{self, Seen};
 use crate::repo::sessions::{self, NewSession};
 use crate::repo::{audit, throttle, users};
+use sqlx::PgConnection;
 
 /// The one answer to a wrong email or password: it never says which.
 fn bad_credentials() -> Error {
@@ -48,11 +50,14 @@ impl Auth {
         let id = UserId::new();
         let actor = Actor::user(id);
         let mut tx = db::unscoped_tx(&ctx.db).await?;
+        // The language the client's browser asks for, until the user chooses (UpdateMe).
+        let locale = meta.preferred_locale.clone().unwrap_or_default();
         let user = users::create(
             &mut tx,
             id,
             &registration.email,
             &registration.display_name,
+            &locale,
             &hash,
         )
         .await?;
@@ -60,14 +65,51 @@ impl Auth {
             user_id: id.to_string(),
             email: user.email.clone(),
             display_name: user.display_name.clone(),
+            locale: user.locale.clone(),
         };
         let event = publish::account_event(types::USER_REGISTERED, id, &registered, meta, &actor)?;
         ctx.outbox.enqueue(&mut tx, event).await?;
+        // The device someone registers on is theirs: signing in from it later is nothing new.
+        self.note_device(&mut tx, meta, id, None).await?;
         self.request_verification(&mut tx, meta, &user).await?;
         let entry = AuditEntry::new(actor, meta, actions::USER_REGISTER, targets::USER, id);
         audit::record_account(&mut tx, id, &entry).await?;
         tx.commit().await?;
         Ok(convert::user(&user))
+    }
+
+    /// Record the device of a registration or sign-in, and announce a sign-in (`session`) from a
+    /// device new to the user (see `domain::device` for what a device is, and `repo::devices` for
+    /// why an account's first known device is not announced).
+    async fn note_device(
+        &self,
+        conn: &mut PgConnection,
+        meta: &RequestMeta,
+        user: UserId,
+        session: Option<SessionId>,
+    ) -> Result<(), Error> {
+        let fingerprint = device::fingerprint(&meta.user_agent, &meta.client_ip);
+        let seen = devices::record(conn, user, &fingerprint).await?;
+        let Some(session) = session.filter(|_| seen == Seen::New) else {
+            return Ok(());
+        };
+        let sign_in = pb::NewDeviceSignIn {
+            user_id: user.to_string(),
+            session_id: session.to_string(),
+            user_agent: meta.user_agent.clone(),
+            ip_address: meta.client_ip.clone(),
+            sign_in_time: Some(keel_kernel::grpc::timestamp(Utc::now())),
+            request_locale: meta.preferred_locale.clone().unwrap_or_default(),
+        };
+        let event = publish::account_event(
+            types::SESSION_NEW_DEVICE_SIGN_IN,
+            session,
+            &sign_in,
+            meta,
+            &Actor::user(user),
+        )?;
+        self.0.outbox.enqueue(conn, event).await?;
+        Ok(())
     }
 
     /// The failure counters an attempt on `email` is checked against (see `domain::lockout`).
@@ -196,6 +238,8 @@ impl Auth {
             expires_at,
         };
         sessions::create(&mut tx, new_session).await?;
+        self.note_device(&mut tx, meta, user.id, Some(session))
+            .await?;
         let grants = unscoped_grants(ctx, &mut tx, user.id).await?;
         let pair = issue_pair(ctx, &mut tx, user.id, session, None, grants).await?;
         let entry = AuditEntry::new(

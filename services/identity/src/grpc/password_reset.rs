@@ -84,6 +84,8 @@ impl Auth {
             expire_time: Some(keel_kernel::grpc::timestamp(expires_at)),
             ip_address: meta.client_ip.clone(),
             user_agent: meta.user_agent.clone(),
+            locale: user.locale.clone(),
+            request_locale: meta.preferred_locale.clone().unwrap_or_default(),
         };
         // Anonymous: whoever asked is not known to be the account's owner.
         let actor = Actor::system("identity");

@@ -9,11 +9,14 @@ use tonic::{Request, Response, Status};
 
 use super::{Shared, convert};
 use crate::domain::audit::{actions, targets};
-use crate::domain::{AuditEntry, DisplayName, RevokeReason, SessionId, permissions};
+use crate::domain::{AuditEntry, DisplayName, RevokeReason, SessionId, locale, permissions};
 use crate::events::publish;
 use crate::repo::{audit, sessions, tenancy, users};
 
 pub struct Users(pub Shared);
+
+/// The profile fields `UpdateMe` may change.
+const UPDATABLE: &[&str] = &["display_name", "locale"];
 
 #[tonic::async_trait]
 impl UserService for Users {
@@ -89,23 +92,41 @@ impl Users {
             .as_ref()
             .map(|mask| mask.paths.clone())
             .unwrap_or_default();
-        // AIP-134: an empty mask means every updatable field, and only display_name is.
-        if let Some(other) = paths.iter().find(|path| path.as_str() != "display_name") {
+        // AIP-134: an empty mask means every updatable field.
+        if let Some(other) = paths
+            .iter()
+            .find(|path| !UPDATABLE.contains(&path.as_str()))
+        {
             return Err(Error::invalid(
                 "update_mask",
-                format!("{other} cannot be updated; only display_name can"),
+                format!(
+                    "{other} cannot be updated; only {} can",
+                    UPDATABLE.join(" and ")
+                ),
             ));
         }
+        let wants = |field: &str| paths.is_empty() || paths.iter().any(|path| path == field);
         let given = request
             .user
             .as_ref()
             .ok_or_else(|| Error::invalid("user", "is required"))?;
-        let name = DisplayName::parse("user.display_name", &given.display_name)?;
+        let mut fields = keel_kernel::Violations::default();
+        let name = match wants("display_name") {
+            true => fields.check(DisplayName::parse("user.display_name", &given.display_name)),
+            false => None,
+        };
+        let locale = match wants("locale") {
+            true => fields.check(locale::parse("user.locale", &given.locale)),
+            false => None,
+        };
+        fields.finish()?;
         let mut tx = db::unscoped_tx(&self.0.db).await?;
-        let updated = users::set_display_name(&mut tx, user, &name)
+        let updated = users::update_profile(&mut tx, user, name.as_ref(), locale.as_deref())
             .await?
             .ok_or_else(|| Error::not_found("user", user))?;
-        let entry = AuditEntry::by(caller, actions::USER_UPDATE, targets::USER, user);
+        let changed: Vec<&str> = UPDATABLE.iter().copied().filter(|f| wants(f)).collect();
+        let entry = AuditEntry::by(caller, actions::USER_UPDATE, targets::USER, user)
+            .with("fields", changed.join(","));
         audit::record_account(&mut tx, user, &entry).await?;
         tx.commit().await?;
         Ok(convert::user(&updated))

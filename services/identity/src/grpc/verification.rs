@@ -37,6 +37,8 @@ impl Auth {
             email: user.email.clone(),
             expire_time: Some(keel_kernel::grpc::timestamp(expires_at)),
             verification_id: verification.to_string(),
+            locale: user.locale.clone(),
+            request_locale: meta.preferred_locale.clone().unwrap_or_default(),
         };
         let actor = Actor::user(user.id);
         let event = publish::account_event(

@@ -12,6 +12,7 @@ struct Row {
     email: String,
     display_name: String,
     email_verified: bool,
+    locale: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -23,13 +24,14 @@ impl From<Row> for User {
             email: row.email,
             display_name: row.display_name,
             email_verified: row.email_verified,
+            locale: row.locale,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, email, display_name, email_verified, created_at, updated_at";
+const COLUMNS: &str = "id, email, display_name, email_verified, locale, created_at, updated_at";
 
 /// Insert a user and their password hash. A taken email (any case) is CONFLICT.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
@@ -38,14 +40,16 @@ pub async fn create(
     id: UserId,
     email: &Email,
     display_name: &DisplayName,
+    locale: &str,
     password_hash: &str,
 ) -> Result<User, Error> {
     let user: Row = sqlx::query_as(&format!(
-        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+        "INSERT INTO users (id, email, display_name, locale) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(email.as_str())
     .bind(display_name.as_str())
+    .bind(locale)
     .fetch_one(&mut *conn)
     .await
     .map_err(|err| {
@@ -82,7 +86,7 @@ pub async fn find_for_login(
         password_hash: String,
     }
     let row: Option<WithHash> = sqlx::query_as(
-        "SELECT u.id, u.email, u.display_name, u.email_verified, u.created_at, u.updated_at, c.password_hash \
+        "SELECT u.id, u.email, u.display_name, u.email_verified, u.locale, u.created_at, u.updated_at, c.password_hash \
          FROM users u JOIN credentials c ON c.user_id = u.id WHERE lower(u.email) = $1",
     )
     .bind(Email::normalize(email))
@@ -114,16 +118,20 @@ pub async fn set_password_hash(
     Ok(())
 }
 
-pub async fn set_display_name(
+/// Change the fields of the profile a user may edit; `None` leaves a field as it is.
+pub async fn update_profile(
     conn: &mut PgConnection,
     id: UserId,
-    name: &DisplayName,
+    display_name: Option<&DisplayName>,
+    locale: Option<&str>,
 ) -> Result<Option<User>, Error> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        "UPDATE users SET display_name = COALESCE($2, display_name), locale = COALESCE($3, locale), \
+         updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
-    .bind(name.as_str())
+    .bind(display_name.map(DisplayName::as_str))
+    .bind(locale)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(User::from))

@@ -309,6 +309,32 @@ async fn the_token_is_cached_fetched_once_for_concurrent_callers_and_renewed_bef
     assert_ne!(notifier.token().await.unwrap(), renewed);
 }
 
+#[tokio::test]
+async fn keep_fresh_keeps_a_token_in_the_cache_for_the_synchronous_interceptor() {
+    let app = TestApp::spawn_with(|settings| {
+        with_clients(settings);
+        settings.tokens.service_token_ttl_secs = 4;
+    })
+    .await;
+    let notifier = tokens(&app, "notifications", NOTIFIER_SECRET, &[]);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let refresher = notifier.keep_fresh(shutdown.clone());
+    let user = app.register(&unique_email("fresh")).await;
+    let mut client =
+        AuthServiceClient::with_interceptor(app.channel.clone(), notifier.interceptor());
+    // Past the first token's whole life: only background renewal keeps the interceptor working.
+    let first = keel_testkit::eventually(|| async { notifier.token().await.ok() }).await;
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let verification_id = app.verification_id(user).await;
+    client
+        .issue_verification_token(pb::IssueVerificationTokenRequest { verification_id })
+        .await
+        .expect("the interceptor presents a renewed token");
+    assert_ne!(notifier.token().await.unwrap(), first);
+    shutdown.cancel();
+    refresher.await.unwrap();
+}
+
 #[test]
 fn a_service_client_with_an_unknown_permission_or_no_secret_names_the_key_at_fault() {
     let yaml = |client: &str| {

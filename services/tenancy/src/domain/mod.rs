@@ -17,4 +17,6 @@ pub use invitation::{Invitation, InvitationState, InvitationToken};
 pub use member::{Membership, Role};
 pub use module::{FeatureFlag, FlagName, Module, ModuleName, TenantModule};
 pub use slug::Slug;
-pub use tenant::{Lifecycle, NewTenant, Tenant, TenantName, TenantState};
+pub use tenant::{
+    Lifecycle, NewTenant, Tenant, TenantChanges, TenantName, TenantState, parse_locale,
+};

@@ -8,6 +8,9 @@
 
 /// Tenant rights (on a token scoped to the tenant).
 pub const TENANT_DELETE: &str = "tenancy.tenant.delete";
+/// Renaming the tenant and setting its default language (owners: no built-in pattern but `*`
+/// covers `tenancy.tenant.*`).
+pub const TENANT_UPDATE: &str = "tenancy.tenant.update";
 pub const INVITATION_CREATE: &str = "tenancy.invitation.create";
 pub const MEMBER_READ: &str = "tenancy.member.read";
 pub const MEMBER_UPDATE: &str = "tenancy.member.update";

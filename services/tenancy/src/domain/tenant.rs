@@ -91,6 +91,8 @@ pub struct Tenant {
     pub plan: String,
     pub created_by: UserId,
     pub suspended_reason: String,
+    /// BCP 47 in canonical case; empty when the tenant has none.
+    pub default_locale: String,
     pub version: i64,
     pub entitlements_version: i64,
     pub created_at: DateTime<Utc>,
@@ -102,6 +104,30 @@ pub struct Tenant {
 pub struct NewTenant {
     pub name: TenantName,
     pub slug: Slug,
+    /// Validated by [`parse_locale`]; empty when not given.
+    pub default_locale: String,
+}
+
+/// A language setting: `""` (none) stays empty; anything else must be a well-formed BCP 47 tag
+/// (the kernel's check), returned in canonical case, else INVALID_ARGUMENT on `field`.
+pub fn parse_locale(field: &str, value: &str) -> Result<String, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    keel_kernel::RequestMeta::canonical_locale(value).ok_or_else(|| {
+        Error::invalid(
+            field,
+            "must be a BCP 47 language tag such as ar, en, zh, ko or zh-Hant-TW",
+        )
+    })
+}
+
+/// UpdateTenant's changes: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChanges {
+    pub name: Option<TenantName>,
+    pub default_locale: Option<String>,
 }
 
 #[cfg(test)]
@@ -166,6 +192,17 @@ mod tests {
         assert_eq!(err.code(), keel_kernel::ErrorCode::FailedPrecondition);
         assert!(err.message().contains("suspended"), "{}", err.message());
         assert!(Active.require_active().is_ok());
+    }
+
+    #[test]
+    fn a_default_locale_is_canonicalised_or_refused_naming_the_field() {
+        assert_eq!(
+            parse_locale("tenant.default_locale", "ko-kr").unwrap(),
+            "ko-KR"
+        );
+        assert_eq!(parse_locale("tenant.default_locale", "").unwrap(), "");
+        let err = parse_locale("tenant.default_locale", "klingon!").unwrap_err();
+        assert_eq!(err.violations()[0].field, "tenant.default_locale");
     }
 
     #[test]

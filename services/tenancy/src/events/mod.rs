@@ -23,6 +23,7 @@ use crate::domain::{Invitation, Membership, ModuleName, Role, Tenant};
 pub mod billing;
 
 pub const TENANT_CREATED: &str = "tenancy.tenant.created";
+pub const TENANT_UPDATED: &str = "tenancy.tenant.updated";
 pub const TENANT_APPROVED: &str = "tenancy.tenant.approved";
 pub const TENANT_SUSPENDED: &str = "tenancy.tenant.suspended";
 pub const TENANT_REACTIVATED: &str = "tenancy.tenant.reactivated";
@@ -64,6 +65,16 @@ pub fn tenant_created(tenant: &Tenant, caller: &Caller) -> Result<NewEvent, Erro
         created_by: tenant.created_by.to_string(),
     };
     tenant_event(TENANT_CREATED, tenant, &payload, caller)
+}
+
+/// `tenant` as it is after UpdateTenant, at its new version.
+pub fn tenant_updated(tenant: &Tenant, caller: &Caller) -> Result<NewEvent, Error> {
+    let payload = pb::TenantUpdated {
+        tenant_id: tenant.id.to_string(),
+        name: tenant.name.clone(),
+        default_locale: tenant.default_locale.clone(),
+    };
+    tenant_event(TENANT_UPDATED, tenant, &payload, caller)
 }
 
 /// `approved_by` is None when the platform approved automatically.
@@ -176,7 +187,13 @@ pub fn member_removed(
 
 /// Carries no token: the stream keeps events for days and every consumer can read them. A
 /// notifier asks `IssueInvitationToken` for a token to put in the link.
-pub fn invitation_created(invitation: &Invitation, caller: &Caller) -> Result<NewEvent, Error> {
+/// The invitation, with the languages a notifier may write to the invitee in: the inviter's
+/// request's (`Accept-Language`) and the tenant's default.
+pub fn invitation_created(
+    invitation: &Invitation,
+    tenant_default_locale: &str,
+    caller: &Caller,
+) -> Result<NewEvent, Error> {
     let payload = pb::InvitationCreated {
         invitation_id: invitation.id.to_string(),
         tenant_id: invitation.tenant_id.to_string(),
@@ -184,6 +201,8 @@ pub fn invitation_created(invitation: &Invitation, caller: &Caller) -> Result<Ne
         role: invitation.role.to_string(),
         invited_by: invitation.invited_by.id.clone(),
         expire_time: Some(timestamp(invitation.expires_at)),
+        locale: caller.meta.preferred_locale.clone().unwrap_or_default(),
+        tenant_default_locale: tenant_default_locale.to_owned(),
     };
     let event = NewEvent::new(INVITATION_CREATED, invitation.id, &payload)?
         .tenant(invitation.tenant_id)

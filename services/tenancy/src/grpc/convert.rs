@@ -8,7 +8,7 @@ use keel_proto::tenancy::v1 as pb;
 
 use crate::domain::{
     FeatureFlag, FlagName, Invitation, InvitationState, Membership, Module, ModuleName, NewTenant,
-    Role, Slug, Tenant, TenantModule, TenantName, TenantState,
+    Role, Slug, Tenant, TenantModule, TenantName, TenantState, parse_locale,
 };
 
 /// A state filter: UNSPECIFIED means none.
@@ -32,9 +32,17 @@ impl TryFrom<pb::CreateTenantRequest> for NewTenant {
         let mut violations = Violations::default();
         let name = violations.check(TenantName::parse("tenant.name", &tenant.name));
         let slug = violations.check(Slug::parse("tenant.slug", &tenant.slug));
+        let default_locale = violations.check(parse_locale(
+            "tenant.default_locale",
+            &tenant.default_locale,
+        ));
         violations.finish()?;
-        match (name, slug) {
-            (Some(name), Some(slug)) => Ok(NewTenant { name, slug }),
+        match (name, slug, default_locale) {
+            (Some(name), Some(slug), Some(default_locale)) => Ok(NewTenant {
+                name,
+                slug,
+                default_locale,
+            }),
             _ => Err(Error::internal(anyhow::anyhow!("validated fields missing"))),
         }
     }
@@ -149,6 +157,7 @@ impl From<&Tenant> for pb::Tenant {
             created_by: tenant.created_by.to_string(),
             create_time: Some(timestamp(tenant.created_at)),
             update_time: Some(timestamp(tenant.updated_at)),
+            default_locale: tenant.default_locale.clone(),
         }
     }
 }

@@ -71,7 +71,8 @@ impl Memberships {
             // The first invitation, without its token: tokens are stored only hashed.
             return Ok(first);
         }
-        repo::tenants::lock(&mut tx).await?.state.require_active()?;
+        let locked = repo::tenants::lock(&mut tx).await?;
+        locked.state.require_active()?;
         if input.role.is_owner() {
             require_owner(&mut tx, caller, "invite an owner").await?;
         }
@@ -89,7 +90,10 @@ impl Memberships {
         )
         .await?;
         ctx.outbox
-            .enqueue(&mut tx, events::invitation_created(&invitation, caller)?)
+            .enqueue(
+                &mut tx,
+                events::invitation_created(&invitation, &locked.default_locale, caller)?,
+            )
             .await?;
         if let Some(retry_key) = &retry_key {
             retry_key

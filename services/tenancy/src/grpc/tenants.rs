@@ -3,17 +3,22 @@
 use keel_kernel::grpc::paging::{TimeId, split_page};
 use keel_kernel::grpc::{PageSize, PageToken};
 use keel_kernel::idempotency::{Claim, IdempotencyKey, Scope};
-use keel_kernel::{Caller, Error, TenantId, db};
+use keel_kernel::{Caller, Error, TenantId, Violations, db};
 use keel_proto::tenancy::v1 as pb;
 use keel_proto::tenancy::v1::tenant_service_server::TenantService;
 use tonic::{Request, Response, Status};
 
 use super::Shared;
 use super::convert::state_filter;
-use crate::domain::{Lifecycle, NewTenant, Role, Tenant, permissions};
+use crate::domain::{
+    Lifecycle, NewTenant, Role, Tenant, TenantChanges, TenantName, parse_locale, permissions,
+};
 use crate::{events, repo};
 
 pub struct Tenants(pub Shared);
+
+/// The tenant fields UpdateTenant may change.
+const UPDATABLE: &[&str] = &["name", "default_locale"];
 
 impl Tenants {
     #[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty))]
@@ -171,6 +176,61 @@ impl Tenants {
         self.transition(caller, id, action, reason).await
     }
 
+    /// Rename the tenant or set its default language, under its lock, announcing the result.
+    #[tracing::instrument(skip_all, fields(tenant_id = %request.tenant_id))]
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateTenantRequest,
+    ) -> Result<pb::Tenant, Error> {
+        let id = caller.tenant_with(
+            TenantId::parse_field("tenant_id", &request.tenant_id)?,
+            permissions::TENANT_UPDATE,
+        )?;
+        let paths = request
+            .update_mask
+            .as_ref()
+            .map(|mask| mask.paths.clone())
+            .unwrap_or_default();
+        if let Some(other) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
+            return Err(Error::invalid(
+                "update_mask",
+                format!(
+                    "{other} cannot be updated; only {} can",
+                    UPDATABLE.join(" and ")
+                ),
+            ));
+        }
+        // AIP-134: an empty mask means every updatable field.
+        let wants = |field: &str| paths.is_empty() || paths.iter().any(|p| p == field);
+        let given = request
+            .tenant
+            .ok_or_else(|| Error::invalid("tenant", "is required"))?;
+        let mut violations = Violations::default();
+        let changes = TenantChanges {
+            name: match wants("name") {
+                true => violations.check(TenantName::parse("tenant.name", &given.name)),
+                false => None,
+            },
+            default_locale: match wants("default_locale") {
+                true => {
+                    violations.check(parse_locale("tenant.default_locale", &given.default_locale))
+                }
+                false => None,
+            },
+        };
+        violations.finish()?;
+        let ctx = &self.0;
+        let mut tx = db::tenant_tx(&ctx.db, id).await?;
+        repo::tenants::lock(&mut tx).await?.state.require_active()?;
+        let tenant = repo::tenants::update(&mut tx, &changes).await?;
+        ctx.outbox
+            .enqueue(&mut tx, events::tenant_updated(&tenant, caller)?)
+            .await?;
+        tx.commit().await?;
+        Ok((&tenant).into())
+    }
+
     async fn delete(
         &self,
         caller: &Caller,
@@ -262,6 +322,16 @@ impl TenantService for Tenants {
             None,
         );
         Ok(Response::new(reactivate.await?))
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.update(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn delete_tenant(

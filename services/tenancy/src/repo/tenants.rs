@@ -9,10 +9,10 @@ use keel_kernel::grpc::paging::TimeId;
 use keel_kernel::{Error, TenantId, UserId};
 use sqlx::PgConnection;
 
-use crate::domain::{NewTenant, Tenant, TenantState};
+use crate::domain::{NewTenant, Tenant, TenantChanges, TenantName, TenantState};
 
-const COLUMNS: &str = "id, name, slug, state, plan, created_by, suspended_reason, version, \
-                       entitlements_version, created_at, updated_at";
+const COLUMNS: &str = "id, name, slug, state, plan, created_by, suspended_reason, default_locale, \
+                       version, entitlements_version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -23,6 +23,7 @@ struct Row {
     plan: String,
     created_by: UserId,
     suspended_reason: String,
+    default_locale: String,
     version: i64,
     entitlements_version: i64,
     created_at: DateTime<Utc>,
@@ -39,6 +40,7 @@ impl From<Row> for Tenant {
             plan: row.plan,
             created_by: row.created_by,
             suspended_reason: row.suspended_reason,
+            default_locale: row.default_locale,
             version: row.version,
             entitlements_version: row.entitlements_version,
             created_at: row.created_at,
@@ -60,8 +62,8 @@ pub async fn insert(
     creator: UserId,
 ) -> Result<Tenant, Error> {
     let row: Row = sqlx::query_as(&format!(
-        "INSERT INTO tenants (id, name, slug, state, plan, created_by) VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING {COLUMNS}"
+        "INSERT INTO tenants (id, name, slug, state, plan, created_by, default_locale) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(tx.tenant())
     .bind(new.name.as_str())
@@ -69,6 +71,7 @@ pub async fn insert(
     .bind(TenantState::PendingApproval)
     .bind(plan)
     .bind(creator)
+    .bind(&new.default_locale)
     .fetch_one(&mut **tx)
     .await
     .map_err(|err| {
@@ -119,6 +122,22 @@ pub async fn set_state(
     .bind(tx.tenant())
     .bind(state)
     .bind(reason)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// Apply UpdateTenant's changes to the transaction's tenant; bumps its version (the version of
+/// the `tenancy.tenant.updated` event that announces them).
+pub async fn update(tx: &mut TenantTx, changes: &TenantChanges) -> Result<Tenant, Error> {
+    let row: Row = sqlx::query_as(&format!(
+        "UPDATE tenants SET name = COALESCE($2, name), default_locale = COALESCE($3, default_locale), \
+                version = version + 1, updated_at = now() \
+          WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(tx.tenant())
+    .bind(changes.name.as_ref().map(TenantName::as_str))
+    .bind(changes.default_locale.as_deref())
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.into())

@@ -5,6 +5,7 @@ mod billing_events;
 mod events;
 mod invitations;
 mod isolation;
+mod locale;
 mod members;
 mod modules;
 mod support;
