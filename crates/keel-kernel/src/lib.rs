@@ -26,6 +26,7 @@ pub mod nats;
 pub mod outbox;
 pub mod search;
 pub mod server;
+pub mod service_client;
 pub mod telemetry;
 pub mod tenant;
 
@@ -35,3 +36,4 @@ pub use email::Email;
 pub use error::{Error, ErrorCode, FieldViolation, Result};
 pub use grpc::{Caller, RequestMeta, Violations};
 pub use ids::{EventId, TenantId, UserId};
+pub use service_client::ServiceTokens;

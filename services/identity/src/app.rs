@@ -12,7 +12,7 @@ use keel_proto::identity::v1::auth_service_server::AuthServiceServer;
 use keel_proto::identity::v1::user_service_server::UserServiceServer;
 use sqlx::migrate::Migrator;
 
-use crate::domain::{PasswordHasherConfig, secrets};
+use crate::domain::{PasswordHasherConfig, ServiceClients, secrets};
 use crate::events::tenancy::{self as tenancy_events, TenancyEvents};
 use crate::grpc::{Access, Auth, Context, Users};
 use crate::keys::KeyRing;
@@ -31,6 +31,7 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
     let settings = config.app.clone();
     // Keys first: a missing key file should stop start-up before anything connects.
     let keys = Arc::new(KeyRing::load(&settings.signing)?);
+    let service_clients = ServiceClients::load(&settings.service_clients)?;
     let hasher = PasswordHasherConfig::new(&settings.password_hashing)?;
     let dummy_hash = hasher.hash_async(secrets::random_token()).await?;
 
@@ -43,6 +44,7 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
         &auth.audience,
         settings.tokens.access_ttl_secs,
         settings.tokens.api_key_token_ttl_secs,
+        settings.tokens.service_token_ttl_secs,
     );
     // Identity verifies its own tokens with its own keys, in process: no HTTP round trip to itself.
     let verifier = JwtVerifier::from_jwks(auth, &keys.jwks());
@@ -53,6 +55,7 @@ pub async fn build(config: Config<IdentitySettings>) -> Result<Running, Error> {
         tokens,
         hasher,
         dummy_hash,
+        service_clients,
     });
 
     platform.consume(

@@ -15,6 +15,26 @@ pub struct IdentitySettings {
     /// Emails (any case) of platform admins: their unscoped tokens carry the platform rights
     /// (approving, suspending, reactivating and reading any tenant).
     pub platform_admins: Vec<String>,
+    /// The other services of the mesh that may obtain service tokens (`IssueServiceToken`), each
+    /// with its secret and the permissions its tokens may carry.
+    pub service_clients: Vec<ServiceClientSettings>,
+}
+
+/// One service client: a service of the mesh that authenticates with a secret (OAuth 2.0 client
+/// credentials). The secret is given either as its SHA-256 (hex; the secret itself then lives
+/// only in the client's config) or as a file holding the secret (a mounted Kubernetes Secret
+/// shared by identity and the client). Exactly one of the two.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceClientSettings {
+    /// The token's subject, e.g. `notifications`: `[a-z][a-z0-9-]*`.
+    pub client_id: String,
+    /// Lowercase hex SHA-256 of the secret (`printf %s "$SECRET" | sha256sum`).
+    pub secret_sha256: Option<String>,
+    /// A file whose content (trailing whitespace trimmed) is the secret.
+    pub secret_file: Option<PathBuf>,
+    /// Permission names the client's tokens may carry: catalogue or service-only permissions.
+    pub permissions: Vec<String>,
 }
 
 /// Signing keys come from files (mounted secrets in Kubernetes, `.dev/keys` locally), never from
@@ -45,6 +65,10 @@ pub struct TokenSettings {
     pub refresh_ttl_secs: u64,
     pub api_key_token_ttl_secs: u64,
     pub email_verification_ttl_secs: u64,
+    /// Service tokens (`IssueServiceToken`): short, since a service simply asks again.
+    pub service_token_ttl_secs: u64,
+    /// How long a password-reset token works after it was requested.
+    pub password_reset_ttl_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -54,6 +78,8 @@ impl Default for TokenSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             api_key_token_ttl_secs: 5 * 60,
             email_verification_ttl_secs: 24 * 3600,
+            service_token_ttl_secs: 5 * 60,
+            password_reset_ttl_secs: 3600,
         }
     }
 }
@@ -192,6 +218,14 @@ impl Validate for IdentitySettings {
                 "app.tokens.email_verification_ttl_secs",
                 t.email_verification_ttl_secs,
             ),
+            (
+                "app.tokens.service_token_ttl_secs",
+                t.service_token_ttl_secs,
+            ),
+            (
+                "app.tokens.password_reset_ttl_secs",
+                t.password_reset_ttl_secs,
+            ),
         ] {
             if value == 0 || value > i32::MAX as u64 {
                 return Err(ConfigError::invalid(
@@ -221,6 +255,68 @@ impl Validate for IdentitySettings {
                 "app.lockout",
                 "window_secs and lock_secs must be positive",
             ));
+        }
+        self.validate_service_clients()
+    }
+}
+
+impl IdentitySettings {
+    fn validate_service_clients(&self) -> Result<(), ConfigError> {
+        use crate::domain::permissions;
+        for (i, client) in self.service_clients.iter().enumerate() {
+            let key = |field: &str| format!("app.service_clients[{i}].{field}");
+            let id = &client.client_id;
+            let well_formed = id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !well_formed || id.len() > 63 {
+                return Err(ConfigError::invalid(
+                    key("client_id"),
+                    "must be 1-63 characters of [a-z0-9-], starting with a letter",
+                ));
+            }
+            if self.service_clients[..i]
+                .iter()
+                .any(|other| &other.client_id == id)
+            {
+                return Err(ConfigError::invalid(key("client_id"), "is listed twice"));
+            }
+            match (&client.secret_sha256, &client.secret_file) {
+                (Some(hash), None) => {
+                    let ok = hash.len() == 64
+                        && hash
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+                    if !ok {
+                        return Err(ConfigError::invalid(
+                            key("secret_sha256"),
+                            "must be 64 lowercase hex digits (a SHA-256)",
+                        ));
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(ConfigError::invalid(
+                        key("secret_sha256"),
+                        "exactly one of secret_sha256 and secret_file must be set",
+                    ));
+                }
+            }
+            if client.permissions.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("permissions"),
+                    "must list at least one permission",
+                ));
+            }
+            for (j, permission) in client.permissions.iter().enumerate() {
+                if !permissions::is_known(permission) && !permissions::is_service_only(permission) {
+                    return Err(ConfigError::invalid(
+                        format!("app.service_clients[{i}].permissions[{j}]"),
+                        format!("{permission} is not a catalogue or service-only permission"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ pub struct TokenIssuer {
     audience: String,
     access_ttl: i64,
     api_key_ttl: i64,
+    service_ttl: i64,
 }
 
 /// A user's rights in the token's tenant: role names for display and audit, and the permission
@@ -40,6 +41,7 @@ impl TokenIssuer {
         audience: &str,
         access_ttl: u64,
         api_key_ttl: u64,
+        service_ttl: u64,
     ) -> Self {
         TokenIssuer {
             keys,
@@ -47,6 +49,7 @@ impl TokenIssuer {
             audience: audience.to_owned(),
             access_ttl: access_ttl as i64,
             api_key_ttl: api_key_ttl as i64,
+            service_ttl: service_ttl as i64,
         }
     }
 
@@ -112,6 +115,30 @@ impl TokenIssuer {
         Ok(AccessToken {
             token: self.keys.sign(&claims)?,
             expires_in: self.api_key_ttl,
+        })
+    }
+
+    /// A service's token: `sub` = the client id, kind service, no tenant, `permissions` as perms.
+    pub fn service_token(
+        &self,
+        client_id: &str,
+        permissions: &[String],
+    ) -> Result<AccessToken, Error> {
+        let grants = Grants {
+            roles: Vec::new(),
+            perms: permissions.to_vec(),
+        };
+        let claims = self.claims(
+            client_id.to_owned(),
+            PrincipalKind::Service,
+            None,
+            grants,
+            None,
+            self.service_ttl,
+        );
+        Ok(AccessToken {
+            token: self.keys.sign(&claims)?,
+            expires_in: self.service_ttl,
         })
     }
 

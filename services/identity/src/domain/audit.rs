@@ -15,6 +15,8 @@ pub mod actions {
     pub const USER_VERIFY_EMAIL: &str = "identity.user.verify_email";
     pub const USER_REQUEST_VERIFICATION: &str = "identity.user.request_verification";
     pub const USER_CHANGE_PASSWORD: &str = "identity.user.change_password";
+    pub const USER_REQUEST_PASSWORD_RESET: &str = "identity.user.request_password_reset";
+    pub const USER_RESET_PASSWORD: &str = "identity.user.reset_password";
     pub const SESSION_CREATE: &str = "identity.session.create";
     pub const SESSION_SWITCH_TENANT: &str = "identity.session.switch_tenant";
     pub const SESSION_REVOKE: &str = "identity.session.revoke";

@@ -15,6 +15,10 @@ pub const API_KEY_DELETE: &str = "identity.api_key.delete";
 pub const AUDIT_EVENT_LIST: &str = "identity.audit_event.list";
 /// Issuing a fresh email-verification token (the notifier's call).
 pub const VERIFICATION_ISSUE: &str = "identity.verification.issue";
+/// Issuing a password-reset token for a pending reset (the notifier's call).
+pub const PASSWORD_RESET_ISSUE: &str = "identity.password_reset.issue";
+/// Reading any user by id (`GetUser`), for services.
+pub const USER_READ: &str = "identity.user.read";
 
 /// Permissions only other services of the mesh hold, on their own service tokens. They are not in
 /// the catalogue, so no role or API key can carry them.
@@ -23,6 +27,11 @@ pub const SERVICE_ONLY: &[(&str, &str)] = &[
         VERIFICATION_ISSUE,
         "Issue email-verification tokens for delivery",
     ),
+    (
+        PASSWORD_RESET_ISSUE,
+        "Issue password-reset tokens for delivery",
+    ),
+    (USER_READ, "Read any user's profile by id"),
     (
         "tenancy.invitation_token.issue",
         "Issue invitation tokens for delivery (tenancy)",
@@ -90,6 +99,21 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("ai.usage.read", "Read AI usage"),
     ("ai.memory.read", "Read tenant memory"),
     ("ai.memory.write", "Write tenant memory"),
+    // notifications (every method acts on the caller's own inbox and preferences)
+    ("notifications.inbox.read", "Read one's own notifications"),
+    ("notifications.inbox.update", "Mark one's own notifications read"),
+    (
+        "notifications.preference.read",
+        "Read one's own notification preferences and the tenant's defaults",
+    ),
+    (
+        "notifications.preference.update",
+        "Change one's own notification preferences",
+    ),
+    (
+        "notifications.default.manage",
+        "Change the tenant's default notification preferences",
+    ),
 ];
 
 /// Platform rights, granted on unscoped tokens to the platform admins named in the config, and

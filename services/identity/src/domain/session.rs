@@ -37,6 +37,7 @@ pub enum RevokeReason {
     RefreshTokenReuse,
     MemberRemoved,
     TenantSuspended,
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -49,6 +50,7 @@ impl RevokeReason {
             RevokeReason::RefreshTokenReuse => "refresh_token_reuse",
             RevokeReason::MemberRemoved => "member_removed",
             RevokeReason::TenantSuspended => "tenant_suspended",
+            RevokeReason::PasswordReset => "password_reset",
         }
     }
 }

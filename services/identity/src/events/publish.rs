@@ -14,6 +14,8 @@ use crate::repo::audit;
 pub mod types {
     pub const USER_REGISTERED: &str = "identity.user.registered";
     pub const USER_VERIFICATION_REQUESTED: &str = "identity.user.verification_requested";
+    pub const USER_PASSWORD_RESET_REQUESTED: &str = "identity.user.password_reset_requested";
+    pub const SESSION_NEW_DEVICE_SIGN_IN: &str = "identity.session.new_device_sign_in";
     pub const SESSION_REVOKED: &str = "identity.session.revoked";
     pub const ROLE_CREATED: &str = "identity.role.created";
     pub const API_KEY_CREATED: &str = "identity.api_key.created";
@@ -28,6 +30,7 @@ fn reason_proto(reason: RevokeReason) -> pb::SessionRevokeReason {
         RevokeReason::RefreshTokenReuse => pb::SessionRevokeReason::RefreshTokenReuse,
         RevokeReason::MemberRemoved => pb::SessionRevokeReason::MemberRemoved,
         RevokeReason::TenantSuspended => pb::SessionRevokeReason::TenantSuspended,
+        RevokeReason::PasswordReset => pb::SessionRevokeReason::PasswordReset,
     }
 }
 

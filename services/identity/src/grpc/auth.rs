@@ -1,6 +1,7 @@
 //! AuthService: registration, login and refresh (`login.rs`), logout and tenant switching
-//! (`sessions.rs`), email verification (`verification.rs`), the JWKS, and the API key exchange
-//! (`api_keys.rs`).
+//! (`sessions.rs`), email verification (`verification.rs`), password reset
+//! (`password_reset.rs`), the JWKS, the API key exchange (`api_keys.rs`), and service tokens
+//! (`service_tokens.rs`).
 
 use keel_kernel::{Caller, RequestMeta};
 use keel_proto::identity::v1 as pb;
@@ -105,6 +106,49 @@ impl AuthService for Auth {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(
             self.issue_verification_token(&caller, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<()>, Status> {
+        let meta = RequestMeta::of(&request);
+        Ok(Response::new(
+            self.request_password_reset(&meta, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<()>, Status> {
+        let meta = RequestMeta::of(&request);
+        Ok(Response::new(
+            self.reset_password(&meta, request.into_inner()).await?,
+        ))
+    }
+
+    async fn issue_password_reset_token(
+        &self,
+        request: Request<pb::IssuePasswordResetTokenRequest>,
+    ) -> Result<Response<pb::IssuePasswordResetTokenResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(
+            self.issue_password_reset_token(&caller, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let meta = RequestMeta::of(&request);
+        Ok(Response::new(
+            self.issue_service_token(&meta, request.into_inner())
                 .await?,
         ))
     }

@@ -104,7 +104,7 @@ impl Auth {
     }
 
     /// Count one attempt on every counter, or refuse it (counting nothing) if any is closed.
-    async fn reserve_attempt(&self, throttles: &[Throttle]) -> Result<(), Error> {
+    pub(super) async fn reserve_attempt(&self, throttles: &[Throttle]) -> Result<(), Error> {
         let ctx = &self.0;
         let mut tx = db::unscoped_tx(&ctx.db).await?;
         let now = Utc::now();
@@ -131,7 +131,7 @@ impl Auth {
 
     /// Undo a reservation: after a right password the (account, IP) history is forgiven; the
     /// shared counters only get this attempt back, keeping everyone else's failures.
-    async fn give_back_attempt(
+    pub(super) async fn give_back_attempt(
         &self,
         throttles: &[Throttle],
         succeeded: bool,

@@ -9,7 +9,9 @@ mod audit;
 mod auth;
 pub mod convert;
 mod login;
+mod password_reset;
 pub mod roles;
+mod service_tokens;
 mod sessions;
 mod users;
 mod verification;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use keel_kernel::outbox::Outbox;
 use sqlx::PgPool;
 
-use crate::domain::PasswordHasherConfig;
+use crate::domain::{PasswordHasherConfig, ServiceClients};
 use crate::settings::IdentitySettings;
 use crate::tokens::TokenIssuer;
 
@@ -37,6 +39,8 @@ pub struct Context {
     /// A hash of a random password, verified against when the email is unknown, so that a login
     /// for a missing account takes as long as one with a wrong password.
     pub dummy_hash: String,
+    /// Who may obtain a service token (`IssueServiceToken`).
+    pub service_clients: ServiceClients,
 }
 
 pub type Shared = Arc<Context>;

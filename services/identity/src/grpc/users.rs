@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Shared, convert};
 use crate::domain::audit::{actions, targets};
-use crate::domain::{AuditEntry, DisplayName, RevokeReason, SessionId};
+use crate::domain::{AuditEntry, DisplayName, RevokeReason, SessionId, permissions};
 use crate::events::publish;
 use crate::repo::{audit, sessions, tenancy, users};
 
@@ -163,7 +163,7 @@ impl Users {
         Ok(())
     }
 
-    /// Services may look any user up; a user may look up themselves, and the members of the
+    /// Services holding `identity.user.read` may look any user up; a user may look up themselves, and the members of the
     /// tenant their token is scoped to.
     async fn get_user(
         &self,
@@ -174,7 +174,8 @@ impl Users {
         let target = UserId::parse_field("user_id", &request.user_id)?;
         let claims = &caller.claims;
         let visible = match claims.kind {
-            PrincipalKind::Service => true,
+            // A service needs the right explicitly: holding a service token is not enough.
+            PrincipalKind::Service => caller.claims.has_permission(permissions::USER_READ),
             PrincipalKind::User if caller.user()? == target => true,
             PrincipalKind::User | PrincipalKind::ApiKey => match claims.tid {
                 Some(tenant) => {

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod password_resets;
 pub mod roles;
 pub mod sessions;
 pub mod tenancy;

@@ -1,0 +1,109 @@
+//! Wiring: the kernel's platform (database, NATS, outbox relay, consumers, job worker, server
+//! bootstrap) with notifications' consumers, jobs and handlers on it.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use keel_kernel::Error;
+use keel_kernel::app::{Platform, Running};
+use keel_kernel::auth::PublicPaths;
+use keel_kernel::clock::{self, SharedClock};
+use keel_kernel::config::Config;
+use keel_proto::notifications::v1::notification_service_server::NotificationServiceServer;
+use sqlx::migrate::Migrator;
+
+use crate::events;
+use crate::grpc::{Context, Notifications};
+use crate::jobs::{self, Handler};
+use crate::mail::Mailer;
+use crate::ops::Deliverer;
+use crate::peers::{Peers, TokenSource};
+use crate::render::Renderer;
+use crate::settings::Settings;
+
+/// Notifications' migrations; the kernel runs its own first.
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Notifications on the system clock: what `main` runs.
+pub async fn build(config: Config<Settings>) -> Result<Running, Error> {
+    build_with_clock(config, clock::system()).await
+}
+
+/// Notifications on `clock`, with its service token from the configured client credentials.
+pub async fn build_with_clock(
+    config: Config<Settings>,
+    clock: SharedClock,
+) -> Result<Running, Error> {
+    let tokens = service_tokens(&config.app)?;
+    build_with(config, clock, tokens).await
+}
+
+// TODO(identity-svc): the client-credentials token source from `keel_kernel::service_client`
+// (identity's `AuthService.IssueServiceToken`) once that branch is merged.
+fn service_tokens(_settings: &Settings) -> Result<Arc<dyn TokenSource>, Error> {
+    Ok(Arc::new(NoCredentials))
+}
+
+struct NoCredentials;
+
+impl TokenSource for NoCredentials {
+    fn token(&self) -> BoxFuture<'_, Result<String, Error>> {
+        Box::pin(async {
+            Err(Error::unavailable(
+                "no service token: identity's client-credentials grant is not wired yet",
+            ))
+        })
+    }
+}
+
+/// Connect, migrate, start the relay, the consumers and the job worker, and serve notifications
+/// on the configured ports (port 0 in tests), calling its peers with tokens from `tokens`.
+pub async fn build_with(
+    config: Config<Settings>,
+    clock: SharedClock,
+    tokens: Arc<dyn TokenSource>,
+) -> Result<Running, Error> {
+    let settings = config.app.clone();
+    let nats = config.nats.clone();
+    let mut platform = Platform::start(config, &MIGRATIONS).await?;
+    platform.set_clock(clock.clone());
+    let deliverer = Deliverer {
+        renderer: Arc::new(Renderer::new()?),
+        peers: Peers::new(&settings.peers, tokens)?,
+        mailer: Mailer::new(&settings.smtp)?,
+        outbox: platform.outbox.clone(),
+        clock: clock.clone(),
+        settings: Arc::new(settings.clone()),
+    };
+    for (name, subjects) in events::SOURCES {
+        platform.consume(
+            name,
+            subjects,
+            Arc::new(events::consumer::Sources {
+                deliverer: deliverer.clone(),
+            }),
+        );
+    }
+    for kind in [jobs::SEND_EMAIL, jobs::DIGEST] {
+        platform.job(
+            kind,
+            Arc::new(Handler {
+                deliverer: deliverer.clone(),
+                kind,
+            }),
+        );
+    }
+    let context = Arc::new(Context {
+        db: platform.db.clone(),
+        outbox: platform.outbox.clone(),
+        settings,
+        clock,
+        js: platform.js.clone(),
+        stream: nats.stream.clone(),
+        notification_subject: keel_kernel::nats::subject_for(&nats, events::NOTIFICATION_SUBJECTS),
+    });
+    let server = platform
+        .grpc_server(platform.jwt_verifier()?, PublicPaths::standard())
+        .add_service(NotificationServiceServer::new(Notifications(context)));
+    platform.serve(server).await
+}
