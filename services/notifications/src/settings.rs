@@ -16,6 +16,8 @@ pub struct Settings {
     pub peers: PeerSettings,
     /// The hour (UTC) at which daily digests are sent.
     pub digest_hour_utc: u32,
+    /// Outbound webhooks (`app.webhooks`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +53,7 @@ impl Default for Settings {
             web_url: "http://127.0.0.1:8080".to_owned(),
             peers: PeerSettings::default(),
             digest_hour_utc: 8,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl Validate for Settings {
                 "must be between 0 and 23",
             ));
         }
+        self.webhooks.validate()?;
         Ok(())
     }
 }
