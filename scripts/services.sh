@@ -178,17 +178,6 @@ stop_mailsink() {
     say "stopped the mail sink (pid $pid)"
 }
 
-# notifications: its client secret at identity (client credentials), generated once under
-# .dev/keys; config/identity.yaml and config/notifications.yaml both name the file.
-notifications_dev_secret() {
-    local secret="$DEV/keys/notifications-client-secret"
-    [ -f "$secret" ] && return 0
-    mkdir -p "$DEV/keys" && chmod 700 "$DEV/keys"
-    (umask 077 && openssl rand -hex 32 >"$secret") ||
-        { warn "notifications: cannot generate its client secret $(rel "$secret")"; return 1; }
-    say "notifications: generated a dev client secret $(rel "$secret")"
-}
-
 # identity: its dev signing key (Ed25519, PKCS#8 PEM), generated once under .dev/keys and listed in
 # config/identity.yaml. Real deployments mount their keys from a secret; no key is ever in source.
 identity_dev_key() {
@@ -215,7 +204,7 @@ cmd_start() {
     done
     [ "${#with_db[@]}" -eq 0 ] || provision_services "${with_db[@]}"
     case " ${services[*]} " in *" identity "*) identity_dev_key ;; esac
-    case " ${services[*]} " in *" notifications "*) notifications_dev_secret && start_mailsink ;; esac
+    case " ${services[*]} " in *" notifications "*) start_mailsink ;; esac
 
     for svc in "${services[@]}"; do
         pid="$(service_pid "$svc")"

@@ -96,3 +96,15 @@ CREATE TABLE subjects (
     PRIMARY KEY (tenant_id, id)
 );
 SELECT enable_tenant_rls('subjects');
+
+-- Each tenant's name and owner (its creator), projected from tenancy's events: what concerns the
+-- tenant as a whole (billing, its approval) goes to the owner, and messages name the tenant.
+CREATE TABLE tenants (
+    tenant_id      uuid NOT NULL,
+    name           text NOT NULL,
+    owner_id       uuid,
+    -- The tenant's default language (a BCP 47 tag), '' when it chose none.
+    default_locale text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id)
+);
+SELECT enable_tenant_rls('tenants');

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use keel_kernel::Error;
 use keel_kernel::app::{Platform, Running};
 use keel_kernel::auth::PublicPaths;
@@ -17,7 +16,7 @@ use crate::grpc::{Context, Notifications};
 use crate::jobs::{self, Handler};
 use crate::mail::Mailer;
 use crate::ops::Deliverer;
-use crate::peers::{Peers, TokenSource};
+use crate::peers::Peers;
 use crate::render::Renderer;
 use crate::settings::Settings;
 use crate::webhooks;
@@ -31,39 +30,11 @@ pub async fn build(config: Config<Settings>) -> Result<Running, Error> {
     build_with_clock(config, clock::system()).await
 }
 
-/// Notifications on `clock`, with its service token from the configured client credentials.
+/// Connect, migrate, start the relay, the consumers and the job worker, and serve notifications
+/// on the configured ports (port 0 in tests, with a test clock).
 pub async fn build_with_clock(
     config: Config<Settings>,
     clock: SharedClock,
-) -> Result<Running, Error> {
-    let tokens = service_tokens(&config.app)?;
-    build_with(config, clock, tokens).await
-}
-
-// TODO(identity-svc): the client-credentials token source from `keel_kernel::service_client`
-// (identity's `AuthService.IssueServiceToken`) once that branch is merged.
-fn service_tokens(_settings: &Settings) -> Result<Arc<dyn TokenSource>, Error> {
-    Ok(Arc::new(NoCredentials))
-}
-
-struct NoCredentials;
-
-impl TokenSource for NoCredentials {
-    fn token(&self) -> BoxFuture<'_, Result<String, Error>> {
-        Box::pin(async {
-            Err(Error::unavailable(
-                "no service token: identity's client-credentials grant is not wired yet",
-            ))
-        })
-    }
-}
-
-/// Connect, migrate, start the relay, the consumers and the job worker, and serve notifications
-/// on the configured ports (port 0 in tests), calling its peers with tokens from `tokens`.
-pub async fn build_with(
-    config: Config<Settings>,
-    clock: SharedClock,
-    tokens: Arc<dyn TokenSource>,
 ) -> Result<Running, Error> {
     let settings = config.app.clone();
     let nats = config.nats.clone();
@@ -71,7 +42,7 @@ pub async fn build_with(
     platform.set_clock(clock.clone());
     let deliverer = Deliverer {
         renderer: Arc::new(Renderer::new()?),
-        peers: Peers::new(&settings.peers, tokens)?,
+        peers: Peers::new(&settings)?,
         mailer: Mailer::new(&settings.smtp)?,
         outbox: platform.outbox.clone(),
         clock: clock.clone(),

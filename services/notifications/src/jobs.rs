@@ -53,6 +53,7 @@ impl Handler {
         let outgoing = self
             .deliverer
             .prepare(
+                tx,
                 &send.to,
                 send.tenant,
                 &send.content,
@@ -95,6 +96,7 @@ impl Handler {
         let outgoing = self
             .deliverer
             .prepare(
+                tx,
                 &To::User(digest.user),
                 Some(tenant),
                 &content,

@@ -1,26 +1,18 @@
 //! The other services a message needs something from, called with this service's own service
-//! token: identity (a recipient's address, name and language; fresh verification and
-//! password-reset tokens) and tenancy (a tenant's name and default language; fresh invitation
-//! tokens). Secrets are fetched at send time and never stored: not in events, not in jobs.
+//! token (`keel_kernel::service_client`): identity (a recipient's address, name and language;
+//! fresh verification and password-reset tokens) and tenancy (fresh invitation tokens). A
+//! tenant's name and owner come from tenancy's events instead (`repo::tenants`). Secrets are fetched at send time and never stored: not in events, not in jobs.
 
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
+use keel_kernel::service_client::{ServiceTokens, lazy_channel};
 use keel_kernel::{Error, TenantId, UserId};
 use keel_proto::identity::v1 as identity;
 use keel_proto::identity::v1::auth_service_client::AuthServiceClient;
 use keel_proto::identity::v1::user_service_client::UserServiceClient;
 use keel_proto::tenancy::v1 as tenancy;
 use keel_proto::tenancy::v1::membership_service_client::MembershipServiceClient;
-use keel_proto::tenancy::v1::tenant_service_client::TenantServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::settings::PeerSettings;
-
-/// Where this service's bearer token for calls to its peers comes from.
-pub trait TokenSource: Send + Sync + 'static {
-    fn token(&self) -> BoxFuture<'_, Result<String, Error>>;
-}
+use crate::settings::Settings;
 
 /// A recipient as identity knows them.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,16 +22,6 @@ pub struct Recipient {
     pub display_name: String,
     /// Their preferred language (a BCP 47 tag), "" when they chose none.
     pub locale: String,
-}
-
-/// A tenant as tenancy knows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TenantInfo {
-    pub name: String,
-    /// Its creator, who receives what concerns the tenant as a whole (billing, approval).
-    pub owner: Option<UserId>,
-    /// The tenant's default language, "" when it chose none.
-    pub default_locale: String,
 }
 
 /// A secret to put in a link, with what it was issued for.
@@ -54,15 +36,7 @@ pub struct IssuedToken {
 pub struct Peers {
     identity: Channel,
     tenancy: Channel,
-    tokens: Arc<dyn TokenSource>,
-}
-
-fn channel(url: &str, key: &str) -> Result<Channel, Error> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|err| Error::internal(anyhow::anyhow!("config key `{key}`: {err}")))?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(10))
-        .connect_lazy())
+    tokens: ServiceTokens,
 }
 
 /// A peer's answer as a kernel error: its NOT_FOUND stays NOT_FOUND (the thing is gone, retrying
@@ -79,22 +53,16 @@ fn peer_error(peer: &str, status: tonic::Status) -> Error {
 }
 
 impl Peers {
-    pub fn new(settings: &PeerSettings, tokens: Arc<dyn TokenSource>) -> Result<Peers, Error> {
+    pub fn new(settings: &Settings) -> Result<Peers, Error> {
         Ok(Peers {
-            identity: channel(&settings.identity_url, "app.peers.identity_url")?,
-            tenancy: channel(&settings.tenancy_url, "app.peers.tenancy_url")?,
-            tokens,
+            identity: lazy_channel("identity", &settings.identity_client.identity_url)?,
+            tenancy: lazy_channel("tenancy", &settings.tenancy_url)?,
+            tokens: ServiceTokens::new(&settings.identity_client)?,
         })
     }
 
     async fn request<T>(&self, message: T) -> Result<tonic::Request<T>, Error> {
-        let token = self.tokens.token().await?;
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Error::internal(anyhow::anyhow!("a service token is not ASCII")))?;
-        request.metadata_mut().insert("authorization", value);
-        Ok(request)
+        self.tokens.authorized(message).await
     }
 
     pub async fn user(&self, user: UserId) -> Result<Recipient, Error> {
@@ -117,25 +85,6 @@ impl Peers {
         })
     }
 
-    pub async fn tenant(&self, tenant: TenantId) -> Result<TenantInfo, Error> {
-        let request = self
-            .request(tenancy::GetTenantRequest {
-                tenant_id: tenant.to_string(),
-            })
-            .await?;
-        let found = TenantServiceClient::new(self.tenancy.clone())
-            .get_tenant(request)
-            .await
-            .map_err(|status| peer_error("tenant", status))?
-            .into_inner();
-        Ok(TenantInfo {
-            owner: UserId::parse_field("created_by", &found.created_by).ok(),
-            name: found.name,
-            // TODO(identity-svc): the tenant's default locale once tenancy carries it.
-            default_locale: String::new(),
-        })
-    }
-
     /// A fresh email-verification token (earlier ones stop working).
     pub async fn verification_token(&self, verification_id: &str) -> Result<IssuedToken, Error> {
         let request = self
@@ -147,6 +96,27 @@ impl Peers {
             .issue_verification_token(request)
             .await
             .map_err(|status| peer_error("verification", status))?
+            .into_inner();
+        Ok(IssuedToken {
+            token: issued.token,
+            email: issued.email,
+            expires_at: issued
+                .expire_time
+                .and_then(|t| keel_kernel::grpc::from_timestamp("expire_time", &t).ok()),
+        })
+    }
+
+    /// A fresh password-reset token (earlier ones stop working).
+    pub async fn password_reset_token(&self, reset_id: &str) -> Result<IssuedToken, Error> {
+        let request = self
+            .request(identity::IssuePasswordResetTokenRequest {
+                reset_id: reset_id.to_owned(),
+            })
+            .await?;
+        let issued = AuthServiceClient::new(self.identity.clone())
+            .issue_password_reset_token(request)
+            .await
+            .map_err(|status| peer_error("password reset", status))?
             .into_inner();
         Ok(IssuedToken {
             token: issued.token,

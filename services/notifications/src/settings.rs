@@ -1,8 +1,7 @@
 //! Notifications' own settings: the `app` section of `config/notifications.yaml`.
 
-use std::path::PathBuf;
-
 use keel_kernel::config::{ConfigError, Validate};
+use keel_kernel::service_client::ServiceClientConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -11,9 +10,12 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     /// The web app's base URL: links in emails point under it (`/verify-email?token=...`).
     pub web_url: String,
-    /// The services a message needs something from (recipients' addresses and languages,
-    /// verification and invitation tokens), called with this service's own service token.
-    pub peers: PeerSettings,
+    /// How this service gets its own service token from identity (client credentials), for the
+    /// calls a message needs: recipients' addresses and languages, verification and
+    /// password-reset tokens (identity), invitation tokens (tenancy).
+    pub identity_client: ServiceClientConfig,
+    /// Tenancy's gRPC address.
+    pub tenancy_url: String,
     /// The hour (UTC) at which daily digests are sent.
     pub digest_hour_utc: u32,
     /// Outbound webhooks (`app.webhooks`).
@@ -33,25 +35,21 @@ pub struct SmtpSettings {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PeerSettings {
-    /// Identity's gRPC endpoint (`http://127.0.0.1:50051`).
-    pub identity_url: String,
-    /// Tenancy's gRPC endpoint.
-    pub tenancy_url: String,
-    /// This service's client id at identity (`IssueServiceToken`).
-    pub client_id: String,
-    /// A file holding the client secret (a mounted secret; `.dev/` locally).
-    pub client_secret_file: Option<PathBuf>,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             smtp: SmtpSettings::default(),
             web_url: "http://127.0.0.1:8080".to_owned(),
-            peers: PeerSettings::default(),
+            identity_client: ServiceClientConfig {
+                identity_url: "http://127.0.0.1:50051".to_owned(),
+                client_id: "notifications".to_owned(),
+                client_secret: None,
+                client_secret_file: Some("/etc/keel/notifications/client-secret".into()),
+                permissions: Vec::new(),
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 5_000,
+            },
+            tenancy_url: "http://127.0.0.1:50052".to_owned(),
             digest_hour_utc: 8,
             webhooks: crate::webhooks::WebhookSettings::default(),
         }
@@ -65,17 +63,6 @@ impl Default for SmtpSettings {
             port: 2525,
             from: "Keel <no-reply@keel.local>".to_owned(),
             timeout_ms: 10_000,
-        }
-    }
-}
-
-impl Default for PeerSettings {
-    fn default() -> Self {
-        PeerSettings {
-            identity_url: "http://127.0.0.1:50051".to_owned(),
-            tenancy_url: "http://127.0.0.1:50052".to_owned(),
-            client_id: "notifications".to_owned(),
-            client_secret_file: None,
         }
     }
 }
@@ -112,11 +99,8 @@ impl Validate for Settings {
             ));
         }
         http_url("app.web_url", &self.web_url)?;
-        http_url("app.peers.identity_url", &self.peers.identity_url)?;
-        http_url("app.peers.tenancy_url", &self.peers.tenancy_url)?;
-        if self.peers.client_id.is_empty() {
-            return Err(ConfigError::invalid("app.peers.client_id", "is required"));
-        }
+        self.identity_client.validate("app.identity_client")?;
+        http_url("app.tenancy_url", &self.tenancy_url)?;
         if self.digest_hour_utc > 23 {
             return Err(ConfigError::invalid(
                 "app.digest_hour_utc",

@@ -135,7 +135,29 @@ pub async fn interpret(tx: &mut EventTx, event: &Event) -> Result<Option<Intent>
                 .email_only(),
             )
         }
+        "identity.user.password_reset_requested" => {
+            let requested: identity::PasswordResetRequested = event.payload()?;
+            let Some(user_id) = user(&requested.user_id) else {
+                return Err(Error::invalid("user_id", "is not a user id"));
+            };
+            Some(
+                Intent::new(
+                    Category::Security,
+                    Content::new("password-reset"),
+                    vec![To::User(user_id)],
+                    Link::PasswordReset {
+                        reset_id: requested.reset_id,
+                    },
+                )
+                .email_only(),
+            )
+        }
         // -- tenancy --
+        "tenancy.tenant.created" => {
+            let created: tenancy::TenantCreated = event.payload()?;
+            repo::tenants::created(tx.tenant()?, &created.name, user(&created.created_by)).await?;
+            None
+        }
         "tenancy.invitation.created" => {
             let created: tenancy::InvitationCreated = event.payload()?;
             let mut content = Content::new("invitation").arg("role", created.role.as_str());

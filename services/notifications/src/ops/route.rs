@@ -33,7 +33,7 @@ impl Deliverer {
         let event_id = EventId::parse_field("event_id", &event.envelope.event_id)?;
         let tenant = event.tenant()?;
         let info = match tenant {
-            Some(tenant) => Some(self.peers.tenant(tenant).await?),
+            Some(_) => Some(repo::tenants::get(tx.tenant()?).await?),
             None => None,
         };
         let mut content = intent.content.clone();

@@ -2,12 +2,14 @@
 //! from the owning services (an address or a language changed since the event counts; a secret
 //! for the link is issued now and never stored).
 
+use keel_kernel::jobs::JobTx;
 use keel_kernel::{Error, TenantId};
 
 use super::Deliverer;
 use crate::domain::Locale;
 use crate::events::interpret::{Link, To, units_until};
 use crate::render::{Content, RenderedEmail};
+use crate::repo;
 
 /// An email ready to go.
 pub struct Outgoing {
@@ -22,6 +24,7 @@ impl Deliverer {
     /// Resolve and render the email of `content` for `to`.
     pub async fn prepare(
         &self,
+        tx: &mut JobTx,
         to: &To,
         tenant: Option<TenantId>,
         content: &Content,
@@ -31,7 +34,7 @@ impl Deliverer {
     ) -> Result<Outgoing, Error> {
         let now = self.clock.now();
         let info = match tenant {
-            Some(tenant) => Some(self.peers.tenant(tenant).await?),
+            Some(_) => Some(repo::tenants::get(tx.tenant()?).await?),
             None => None,
         };
         let default_locale = info
@@ -106,10 +109,18 @@ impl Deliverer {
                 ))
             }
             Link::PasswordReset { reset_id } => {
-                // TODO(identity-svc): `AuthService.IssuePasswordResetToken` once identity has it.
-                return Err(Error::failed_precondition(format!(
-                    "password reset {reset_id}: identity issues no reset tokens yet"
-                )));
+                let issued = self.peers.password_reset_token(reset_id).await?;
+                address = issued.email;
+                if let Some(expires) = issued.expires_at {
+                    content = content.arg(
+                        "minutes",
+                        units_until(expires, now, chrono::Duration::minutes(1)),
+                    );
+                }
+                Some(format!(
+                    "{web}/reset-password?token={}",
+                    encode(&issued.token)
+                ))
             }
         };
         let locale = Locale::choose(&user_locale, default_locale, accept_language);

@@ -6,3 +6,4 @@ pub mod digests;
 pub mod notifications;
 pub mod preferences;
 pub mod subjects;
+pub mod tenants;

@@ -1,0 +1,5 @@
+mod email;
+mod inbox;
+mod isolation;
+mod preferences;
+mod support;
