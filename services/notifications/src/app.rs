@@ -19,6 +19,8 @@ use crate::ops::Deliverer;
 use crate::peers::Peers;
 use crate::render::Renderer;
 use crate::settings::Settings;
+use crate::webhooks;
+use keel_proto::notifications::v1::webhook_service_server::WebhookServiceServer;
 
 /// Notifications' migrations; the kernel runs its own first.
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
@@ -64,6 +66,13 @@ pub async fn build_with_clock(
             }),
         );
     }
+    let webhooks = webhooks::WebhookContext::new(
+        platform.db.clone(),
+        platform.outbox.clone(),
+        clock.clone(),
+        settings.webhooks.clone(),
+    )?;
+    webhooks::wire(&mut platform, &webhooks);
     let context = Arc::new(Context {
         db: platform.db.clone(),
         outbox: platform.outbox.clone(),
@@ -75,6 +84,9 @@ pub async fn build_with_clock(
     });
     let server = platform
         .grpc_server(platform.jwt_verifier()?, PublicPaths::standard())
-        .add_service(NotificationServiceServer::new(Notifications(context)));
+        .add_service(NotificationServiceServer::new(Notifications(context)))
+        .add_service(WebhookServiceServer::new(webhooks::grpc::Webhooks(
+            webhooks,
+        )));
     platform.serve(server).await
 }

@@ -19,6 +19,7 @@ pub mod peers;
 pub mod render;
 pub mod repo;
 pub mod settings;
+pub mod webhooks;
 
 pub use app::{MIGRATIONS, build, build_with_clock};
 pub use settings::Settings;

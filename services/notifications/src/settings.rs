@@ -18,6 +18,8 @@ pub struct Settings {
     pub tenancy_url: String,
     /// The hour (UTC) at which daily digests are sent.
     pub digest_hour_utc: u32,
+    /// Outbound webhooks (`app.webhooks`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +51,7 @@ impl Default for Settings {
             },
             tenancy_url: "http://127.0.0.1:50052".to_owned(),
             digest_hour_utc: 8,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ impl Validate for Settings {
                 "must be between 0 and 23",
             ));
         }
+        self.webhooks.validate()?;
         Ok(())
     }
 }

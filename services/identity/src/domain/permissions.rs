@@ -118,6 +118,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "notifications.default.manage",
         "Change the tenant's default notification preferences",
     ),
+    (
+        "notifications.webhook.manage",
+        "Manage the tenant's outbound webhook endpoints, their delivery log and replays",
+    ),
 ];
 
 /// Platform rights, granted on unscoped tokens to the platform admins named in the config, and

@@ -3,3 +3,5 @@ mod inbox;
 mod isolation;
 mod preferences;
 mod support;
+mod webhooks;
+mod webhooks_support;
