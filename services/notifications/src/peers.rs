@@ -80,8 +80,7 @@ impl Peers {
             user_id: user,
             email: found.email,
             display_name: found.display_name,
-            // TODO(identity-svc): `found.locale` once identity.v1.User carries it.
-            locale: String::new(),
+            locale: found.locale,
         })
     }
 

@@ -84,6 +84,12 @@ impl Intent {
         self.inbox = false;
         self
     }
+
+    /// The language of the request that caused the event (`Accept-Language`'s first choice).
+    fn requested_in(mut self, locale: String) -> Intent {
+        self.accept_language = locale;
+        self
+    }
 }
 
 fn user(value: &str) -> Option<UserId> {
@@ -132,7 +138,8 @@ pub async fn interpret(tx: &mut EventTx, event: &Event) -> Result<Option<Intent>
                         verification_id: requested.verification_id,
                     },
                 )
-                .email_only(),
+                .email_only()
+                .requested_in(requested.request_locale),
             )
         }
         "identity.user.password_reset_requested" => {
@@ -149,13 +156,37 @@ pub async fn interpret(tx: &mut EventTx, event: &Event) -> Result<Option<Intent>
                         reset_id: requested.reset_id,
                     },
                 )
-                .email_only(),
+                .email_only()
+                .requested_in(requested.request_locale),
+            )
+        }
+        "identity.session.new_device_sign_in" => {
+            let signed_in: identity::NewDeviceSignIn = event.payload()?;
+            let Some(user_id) = user(&signed_in.user_id) else {
+                return Err(Error::invalid("user_id", "is not a user id"));
+            };
+            Some(
+                Intent::new(
+                    Category::Security,
+                    Content::new("new-sign-in")
+                        .arg("device", signed_in.user_agent.as_str())
+                        .arg("address", signed_in.ip_address.as_str()),
+                    vec![To::User(user_id)],
+                    Link::Path("/account/sessions".to_owned()),
+                )
+                .email_only()
+                .requested_in(signed_in.request_locale),
             )
         }
         // -- tenancy --
         "tenancy.tenant.created" => {
             let created: tenancy::TenantCreated = event.payload()?;
             repo::tenants::created(tx.tenant()?, &created.name, user(&created.created_by)).await?;
+            None
+        }
+        "tenancy.tenant.updated" => {
+            let updated: tenancy::TenantUpdated = event.payload()?;
+            repo::tenants::updated(tx.tenant()?, &updated.name, &updated.default_locale).await?;
             None
         }
         "tenancy.invitation.created" => {
@@ -171,7 +202,14 @@ pub async fn interpret(tx: &mut EventTx, event: &Event) -> Result<Option<Intent>
                         invitation_id: created.invitation_id,
                     },
                 )
-                .email_only(),
+                .email_only()
+                // The invitee may have no account, so no language of their own: the tenant's
+                // default when the invitation was made, else the inviter's request's.
+                .requested_in(if created.tenant_default_locale.is_empty() {
+                    created.locale
+                } else {
+                    created.tenant_default_locale
+                }),
             )
         }
         "tenancy.member.added" => {

@@ -1,7 +1,8 @@
 //! Routing: one [`Intent`] (what an event should tell whom) to each recipient's channels, in the
 //! event's transaction. The in-app inbox gets a row (and `notifications.notification.created`),
-//! email gets a durable job (sent now) or a digest entry (sent by the day's digest job), and the
-//! tenant's webhooks get the event. A recipient's channels are their preference, else the
+//! email gets a durable job (sent now) or a digest entry (sent by the day's digest job). The
+//! tenant's webhooks get every event through consumers of their own (`webhooks::consumer`), not
+//! through this routing: an endpoint wants events that notify nobody too. A recipient's channels are their preference, else the
 //! tenant's default, else everything; security messages always go out.
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
@@ -111,9 +112,6 @@ impl Deliverer {
                 }
             }
         }
-        if let Some(tenant) = tenant {
-            self.webhook_channel(tx, tenant, event).await?;
-        }
         Ok(())
     }
 
@@ -174,18 +172,6 @@ impl Deliverer {
         .tenant(tenant)
         .payload(&Digest { user, category })?;
         jobs::schedule(tx, job).await?;
-        Ok(())
-    }
-
-    /// The tenant's outbound webhooks for `event`.
-    // webhooks: C — the webhook channel: enqueue `event` for the tenant's endpoints subscribed to
-    // its type, in this transaction (so a message exists iff the event was consumed).
-    async fn webhook_channel(
-        &self,
-        _tx: &mut EventTx,
-        _tenant: TenantId,
-        _event: &Event,
-    ) -> Result<(), Error> {
         Ok(())
     }
 }

@@ -48,3 +48,18 @@ pub async fn created(tx: &mut TenantTx, name: &str, owner: Option<UserId>) -> Re
     .await?;
     Ok(())
 }
+
+/// The tenant's name or default language changed (`tenancy.tenant.updated` carries both).
+pub async fn updated(tx: &mut TenantTx, name: &str, default_locale: &str) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO tenants (tenant_id, name, default_locale) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, \
+           default_locale = EXCLUDED.default_locale",
+    )
+    .bind(tx.tenant().as_uuid())
+    .bind(name)
+    .bind(default_locale)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 mod email;
 mod inbox;
 mod isolation;
+mod languages;
 mod preferences;
 mod support;
 mod webhooks;

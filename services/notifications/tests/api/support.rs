@@ -218,6 +218,14 @@ impl TestApp {
         }
     }
 
+    pub fn tenancy_channel(&self) -> Channel {
+        self.tenancy_channel.clone()
+    }
+
+    pub fn identity_channel(&self) -> Channel {
+        self.identity_channel.clone()
+    }
+
     pub fn auth(&self) -> AuthServiceClient<Channel> {
         AuthServiceClient::new(self.identity_channel.clone())
     }
