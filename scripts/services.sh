@@ -27,7 +27,7 @@ STOP_TIMEOUT=30
 GATEWAY_URL="http://127.0.0.1:8080"
 
 # Start order: the gateway last, after the services it routes to. Unknown services go in between.
-ORDER=(identity tenancy billing delivery marketplace ai-gateway)
+ORDER=(identity tenancy billing delivery marketplace ai-gateway notifications)
 LAST=(edge-gateway)
 
 say() { printf '==> %s\n' "$*"; }
@@ -142,6 +142,45 @@ provision_services() {
     done
 }
 
+# The local mail sink (crates/keel-mailsink): an SMTP server on 127.0.0.1:2525 that keeps every
+# message as one .eml file under .dev/mail/, so a new user can open the verification mail and click
+# through. config/notifications.yaml sends to it. Started before the services, stopped after them.
+MAIL_DIR="$DEV/mail"
+MAIL_LISTEN="127.0.0.1:2525"
+mailsink_pid() {
+    local pid
+    pid="$(cat "$PIDS/mailsink.pid" 2>/dev/null || true)"
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "keel-mailsink" || return 0
+    printf '%s' "$pid"
+}
+start_mailsink() {
+    local bin="$BIN_DIR/keel-mailsink" pid
+    pid="$(mailsink_pid)"
+    if [ -n "$pid" ]; then
+        say "mail sink already running (pid $pid); mails go to $(rel "$MAIL_DIR")/"
+        return 0
+    fi
+    if [ ! -x "$bin" ]; then
+        warn "mail sink: $(rel "$bin") does not exist; notifications cannot send email"
+        return 0
+    fi
+    mkdir -p "$MAIL_DIR"
+    printf '\n---- %s started by scripts/services.sh\n' "$(date '+%F %T')" >>"$LOGS/mailsink.log"
+    (cd "$ROOT" && exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ \
+        "$PIDS/mailsink.pid" "$bin" --listen "$MAIL_LISTEN" --dir "$MAIL_DIR" </dev/null >>"$LOGS/mailsink.log" 2>&1) &
+    say "mail sink: SMTP on $MAIL_LISTEN; every mail is saved as an .eml file under $(rel "$MAIL_DIR")/ (log $(rel "$LOGS/mailsink.log"))"
+}
+stop_mailsink() {
+    local pid
+    pid="$(mailsink_pid)"
+    rm -f "$PIDS/mailsink.pid"
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    say "stopped the mail sink (pid $pid)"
+}
+
 # identity: its dev signing key (Ed25519, PKCS#8 PEM), generated once under .dev/keys and listed in
 # config/identity.yaml. Real deployments mount their keys from a secret; no key is ever in source.
 identity_dev_key() {
@@ -168,6 +207,7 @@ cmd_start() {
     done
     [ "${#with_db[@]}" -eq 0 ] || provision_services "${with_db[@]}"
     case " ${services[*]} " in *" identity "*) identity_dev_key ;; esac
+    case " ${services[*]} " in *" notifications "*) start_mailsink ;; esac
 
     for svc in "${services[@]}"; do
         pid="$(service_pid "$svc")"
@@ -255,6 +295,7 @@ cmd_stop() {
     done
     if [ "${#pids[@]}" -eq 0 ]; then
         say "no keel services running"
+        stop_mailsink
         return 0
     fi
     deadline=$((SECONDS + STOP_TIMEOUT))
@@ -269,6 +310,7 @@ cmd_stop() {
         done
     done
     say "stopped ${names[*]}"
+    stop_mailsink
 }
 
 print_table() {
@@ -297,6 +339,9 @@ print_table() {
     printf '%-14s %s\n' postgres "$KEEL_DEV_PG_URL   (log $(rel "$DEV")/pg/postgres.log)"
     printf '%-14s %s\n' nats "$KEEL_DEV_NATS_URL   (monitor $KEEL_DEV_NATS_MONITOR_URL, log $(rel "$DEV")/nats.log)"
     printf '%-14s %s\n' admin "each service's admin port serves /healthz, /readyz, /metrics"
+    if [ -n "$(mailsink_pid)" ]; then
+        printf '%-14s %s\n' mail "smtp://$MAIL_LISTEN: every mail is an .eml file under $(rel "$MAIL_DIR")/"
+    fi
     printf '%-14s %s\n' stop "make stop"
 }
 

@@ -6,6 +6,7 @@ pub mod assert;
 pub mod events;
 pub mod fake_llm;
 pub mod grpc;
+pub mod smtp;
 pub mod stack;
 pub mod tokens;
 

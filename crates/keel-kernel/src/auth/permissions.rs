@@ -33,6 +33,9 @@ pub mod roles {
         "delivery.*.read",
         "marketplace.*.read",
         "ai.usage.read",
+        // Everyone's own inbox and preferences (notifications).
+        "notifications.inbox.*",
+        "notifications.preference.*",
     ];
 
     /// What an admin may do: everything except what only an owner may (deleting the tenant,
@@ -47,6 +50,7 @@ pub mod roles {
         "delivery.*.*",
         "marketplace.*.*",
         "ai.*.*",
+        "notifications.*.*",
     ];
 
     /// A member's day-to-day work, on top of [`READ_ONLY`].

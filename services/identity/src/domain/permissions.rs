@@ -103,6 +103,25 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("ai.usage.read", "Read AI usage"),
     ("ai.memory.read", "Read tenant memory"),
     ("ai.memory.write", "Write tenant memory"),
+    // notifications (every method acts on the caller's own inbox and preferences)
+    ("notifications.inbox.read", "Read one's own notifications"),
+    ("notifications.inbox.update", "Mark one's own notifications read"),
+    (
+        "notifications.preference.read",
+        "Read one's own notification preferences and the tenant's defaults",
+    ),
+    (
+        "notifications.preference.update",
+        "Change one's own notification preferences",
+    ),
+    (
+        "notifications.default.manage",
+        "Change the tenant's default notification preferences",
+    ),
+    (
+        "notifications.webhook.manage",
+        "Manage the tenant's outbound webhook endpoints, their delivery log and replays",
+    ),
 ];
 
 /// Platform rights, granted on unscoped tokens to the platform admins named in the config, and
