@@ -18,7 +18,9 @@ use crate::webhooks_support::{Receiver, WebhookApp, webhook_settings};
 /// content = "{id}.{timestamp}.{body}")), sent as `v1,<signature>`.
 fn reference_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
     let engine = base64::engine::general_purpose::STANDARD;
-    let key = engine.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let key = engine
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
@@ -58,7 +60,11 @@ async fn an_event_reaches_the_endpoint_signed_and_failures_are_retried_on_the_sc
 
     let id = header(&received[0], "webhook-id");
     for request in &received {
-        assert_eq!(header(request, "webhook-id"), id, "one message id across retries");
+        assert_eq!(
+            header(request, "webhook-id"),
+            id,
+            "one message id across retries"
+        );
         let timestamp = header(request, "webhook-timestamp");
         assert_eq!(
             header(request, "webhook-signature"),
@@ -84,10 +90,17 @@ async fn an_event_reaches_the_endpoint_signed_and_failures_are_retried_on_the_sc
         .iter()
         .map(|a| (a.attempt_number, a.succeeded, a.status_code))
         .collect();
-    assert_eq!(outcomes, vec![(1, false, 500), (2, false, 503), (3, true, 200)]);
+    assert_eq!(
+        outcomes,
+        vec![(1, false, 500), (2, false, 503), (3, true, 200)]
+    );
     assert_eq!(attempts[0].response_excerpt, "receiver says 500");
     assert!(attempts[0].error.contains("500"));
-    assert!(attempts.iter().all(|a| a.message_id == id && a.trigger == "scheduled"));
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.message_id == id && a.trigger == "scheduled")
+    );
     let _ = event;
 
     // A filtered-out event sends nothing.
@@ -139,7 +152,11 @@ async fn a_failing_endpoint_is_disabled_with_an_event_and_can_be_replayed_once_e
         .unwrap()
         .into_inner();
     assert!(!shown.enabled);
-    assert!(shown.disabled_reason.contains("3 failed attempts"), "{}", shown.disabled_reason);
+    assert!(
+        shown.disabled_reason.contains("3 failed attempts"),
+        "{}",
+        shown.disabled_reason
+    );
 
     // Disabled: the scheduled fourth attempt sends nothing; a replay is refused.
     app.advance(chrono::Duration::hours(1)).await;
@@ -172,7 +189,11 @@ async fn a_failing_endpoint_is_disabled_with_an_event_and_can_be_replayed_once_e
         .into_inner();
     assert!(enabled.enabled);
     assert_eq!(enabled.consecutive_failures, 0);
-    let queued = owner.replay_webhook_messages(replay).await.unwrap().into_inner();
+    let queued = owner
+        .replay_webhook_messages(replay)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(queued.queued, 1);
     app.run_jobs().await;
     receiver.wait_for(4).await;
@@ -248,7 +269,11 @@ async fn private_destinations_are_refused_when_an_endpoint_is_created_or_changed
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{url}");
-        assert_eq!(keel_testkit::violated_fields(&status), vec!["endpoint.url"], "{url}");
+        assert_eq!(
+            keel_testkit::violated_fields(&status),
+            vec!["endpoint.url"],
+            "{url}"
+        );
     }
     let receiver = Receiver::start().await;
     let endpoint = app
@@ -352,7 +377,13 @@ async fn endpoints_are_managed_only_with_the_permission_and_only_in_their_tenant
         .unwrap()
         .into_inner();
     assert!(rotated.secret.starts_with("whsec_"));
-    assert!(rotated.endpoint.unwrap().previous_secret_expires_at.is_some());
+    assert!(
+        rotated
+            .endpoint
+            .unwrap()
+            .previous_secret_expires_at
+            .is_some()
+    );
     let updated = owner
         .clone()
         .update_webhook_endpoint(pb::UpdateWebhookEndpointRequest {

@@ -139,7 +139,10 @@ impl WebhookApp {
                 admin.close().await;
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{pending} attempts undone");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} attempts undone"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
