@@ -1,6 +1,7 @@
 //! Outbound webhooks end to end: events published on JetStream reach a local endpoint, signed;
 //! failures are retried on the schedule (the test clock stands in for the days), logged, and end
 //! in the endpoint being disabled; replays; SSRF refusals; permissions and tenant isolation.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed assertion
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
