@@ -16,6 +16,7 @@ pub const ADMIN_PORTS: &[(&str, &str)] = &[
     ("delivery", "http://127.0.0.1:9094"),
     ("marketplace", "http://127.0.0.1:9095"),
     ("ai-gateway", "http://127.0.0.1:9096"),
+    ("notifications", "http://127.0.0.1:9097"),
 ];
 
 #[derive(Debug, Parser)]
