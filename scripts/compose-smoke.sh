@@ -14,9 +14,10 @@ PROJECT="${KEEL_COMPOSE_PROJECT:-keel-smoke}"
 export KEEL_COMPOSE_HTTP_PORT="${KEEL_COMPOSE_HTTP_PORT:-28080}"
 export KEEL_IMAGE_TAG="${KEEL_IMAGE_TAG:-dev}"
 export KEEL_COMPOSE_KEYS="$PWD/.dev/compose/keys"
+export KEEL_COMPOSE_CLIENTS="$PWD/.dev/compose/clients"
 G="http://127.0.0.1:$KEEL_COMPOSE_HTTP_PORT"
 J='content-type: application/json'
-MESH=(identity tenancy billing delivery marketplace ai-gateway edge-gateway)
+MESH=(identity tenancy billing delivery marketplace ai-gateway notifications edge-gateway)
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'compose-smoke: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -40,6 +41,10 @@ for kid in keel-1 keel-2; do
     openssl genpkey -algorithm ed25519 -out "$KEEL_COMPOSE_KEYS/$kid.pem" 2>/dev/null
 done
 chmod 755 "$KEEL_COMPOSE_KEYS" && chmod 644 "$KEEL_COMPOSE_KEYS"/*.pem  # the containers' UID 65532
+# notifications' client secret at identity (Secret keel-notifications-client in Kubernetes).
+rm -rf "$KEEL_COMPOSE_CLIENTS" && mkdir -p "$KEEL_COMPOSE_CLIENTS"
+openssl rand -hex 24 >"$KEEL_COMPOSE_CLIENTS/notifications"
+chmod 755 "$KEEL_COMPOSE_CLIENTS" && chmod 644 "$KEEL_COMPOSE_CLIENTS/notifications"
 
 finish() {
     local status=$?
