@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::response::Response;
+use base64::Engine;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -34,9 +35,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use keel_kernel::TenantId;
 use keel_kernel::auth::PrincipalKind;
 use prost_reflect::DescriptorPool;
+use sha2::Digest;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, Principal};
+use crate::compression::Compressor;
 use crate::config::{ConfigError, Loaded};
 use crate::cors::{Cors, security_headers};
 use crate::endpoints::{Endpoints, JwksReadiness};
@@ -68,6 +71,8 @@ pub struct Gateway {
     jwks: Arc<JwksReadiness>,
     pub endpoints: Endpoints,
     pub metrics: GatewayMetrics,
+    pub(crate) compressor: Compressor,
+    etags: bool,
 }
 
 impl Gateway {
@@ -119,6 +124,8 @@ impl Gateway {
             jwks,
             endpoints,
             metrics,
+            compressor: Compressor::new(&loaded.config.http.compression),
+            etags: loaded.config.http.etags,
         })
     }
 
@@ -132,12 +139,8 @@ impl Gateway {
     }
 }
 
-/// The axum handler for every request on the public listener.
-pub async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+/// Every request on the public listener, from `peer`.
+pub async fn handle(gateway: &Gateway, peer: SocketAddr, request: Request) -> Response {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers().get(REQUEST_ID));
     let method = request.method().clone();
@@ -380,6 +383,9 @@ impl Gateway {
             tracing::error!(error = %err, "the upstream's response could not be written as JSON");
             Problem::internal()
         })?;
+        if idempotent && self.etags {
+            return Ok(conditional_json(&parts.headers, Bytes::from(json)));
+        }
         Ok(text_response(
             StatusCode::OK,
             "application/json",
@@ -509,6 +515,38 @@ fn text_response(status: StatusCode, content_type: &'static str, body: Bytes) ->
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A GET's JSON answer with a strong `ETag`, or 304 when the client's `If-None-Match` names it.
+///
+/// The platform's messages carry no version the gateway could use generically, so the tag is a
+/// hash of the exact bytes sent (SHA-256, 128 bits kept): equal bodies, equal tags, whichever
+/// replica answers. The upstream is still called; what is saved is the transfer.
+fn conditional_json(request: &HeaderMap, json: Bytes) -> Response {
+    let digest = sha2::Sha256::digest(&json);
+    let tag = format!(
+        "\"{}\"",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    );
+    let matched = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .map(|candidate| candidate.trim())
+        // If-None-Match compares weakly: `W/"x"` matches `"x"`.
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag);
+    let mut response = if matched {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        text_response(StatusCode::OK, "application/json", json)
+    };
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
     response
 }
 

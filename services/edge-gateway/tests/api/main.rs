@@ -8,6 +8,7 @@ mod edge;
 mod errors;
 mod limits;
 mod openapi;
+mod protocols;
 mod raw_routes;
 mod security;
 mod streaming;
