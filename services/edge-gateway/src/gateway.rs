@@ -44,6 +44,7 @@ use crate::config::{ConfigError, Loaded};
 use crate::cors::{Cors, security_headers};
 use crate::endpoints::{Endpoints, JwksReadiness};
 use crate::entitlements::Entitlements;
+use crate::grpc::{GrpcSurface, Protocol};
 use crate::headers::{self, API_KEY, Forwarding, REQUEST_ID};
 use crate::metrics::GatewayMetrics;
 use crate::openapi;
@@ -59,14 +60,15 @@ use crate::upstream::{CallError, Upstream};
 pub struct Gateway {
     pub service: String,
     router: Router,
-    upstreams: HashMap<String, Upstream>,
+    pub(crate) upstreams: HashMap<String, Upstream>,
+    pub(crate) grpc: GrpcSurface,
     pub(crate) auth: Authenticator,
     pub(crate) revocations: Arc<Revocations>,
     entitlements: Option<Entitlements>,
-    rate_limits: RateLimiting,
+    pub(crate) rate_limits: RateLimiting,
     cors: Cors,
-    forwarding: Forwarding,
-    max_body: usize,
+    pub(crate) forwarding: Forwarding,
+    pub(crate) max_body: usize,
     hsts: bool,
     jwks: Arc<JwksReadiness>,
     pub endpoints: Endpoints,
@@ -103,6 +105,8 @@ impl Gateway {
         let openapi = openapi::document(&router, pool, &loaded.config.service);
         let openapi = Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
         let metrics = GatewayMetrics::new(&loaded.config.service);
+        let grpc = GrpcSurface::new(&router, pool)
+            .map_err(|err| ConfigError::invalid("routes", format!("gRPC reflection: {err}")))?;
         let endpoints = Endpoints::new(
             metrics.registry(),
             jwks.clone(),
@@ -113,6 +117,7 @@ impl Gateway {
             service: loaded.config.service.clone(),
             router,
             upstreams,
+            grpc,
             auth,
             revocations,
             entitlements,
@@ -189,6 +194,10 @@ impl Gateway {
         request_id: &HeaderValue,
     ) -> (&'g str, Response) {
         let (parts, body) = request.into_parts();
+        if let Some(protocol) = Protocol::of(&parts.headers) {
+            let client = self.forwarding.client_ip(&parts.headers, peer);
+            return self.grpc(protocol, parts, body, client, request_id).await;
+        }
         let path = parts.uri.path();
         if let Some(response) = self.endpoints.answer(&parts.method, path, request_id).await {
             return ("gateway", response);
@@ -274,68 +283,16 @@ impl Gateway {
         if declared_length(&parts.headers).is_some_and(|len| len > max_body as u64) {
             return Err(too_large(max_body));
         }
-        if (route.public || presents_credential(&parts.headers))
-            && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
-        {
-            *limit = Some(decision);
-            return Err(self.too_many_requests("failed_auth", &decision));
-        }
-        let principal = match self.auth.authenticate(&parts.headers, request_id).await {
-            Ok(None) if !route.public => {
-                return Err(Problem::unauthenticated(
-                    "missing credentials: send `Authorization: Bearer <token>` or an API key",
-                ));
-            }
-            Ok(principal) => principal,
-            // A caller whose token expired must still be able to log in; the failure counts.
-            Err(problem) if route.public => {
-                if problem.code == keel_kernel::ErrorCode::Authn {
-                    self.rate_limits.record_failed_auth(client);
-                }
-                None
-            }
-            Err(problem) => return Err(problem),
-        };
-        if let Some(principal) = &principal {
-            let span = tracing::Span::current();
-            if let Some(tenant) = &principal.claims.tid {
-                span.record("tenant_id", tracing::field::display(tenant));
-            }
-            if principal.claims.kind == PrincipalKind::User {
-                span.record("user_id", principal.claims.sub.as_str());
-            }
-        }
+        let principal = self
+            .authenticate(route, &parts.headers, client, request_id, limit)
+            .await?;
         let captures = binding
             .template
             .captures(segments)
             .map_err(|description| Problem::bad_request(format!("the URL path {description}")))?;
-        if route.tenant_match
-            && let (Some(index), Some(principal)) = (binding.tenant_var, &principal)
-        {
-            check_tenant(principal, &captures[index].1)?;
-        }
-        let decision = self.rate_limits.check(route, principal.as_ref(), client);
-        if let Some((policy, decision)) = decision {
-            *limit = Some(decision);
-            if !decision.allowed {
-                return Err(self.too_many_requests(policy, &decision));
-            }
-        }
-        // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
-        if route.active_tenant
-            && !route.public
-            && let (Some(entitlements), Some(principal)) = (&self.entitlements, &principal)
-            && let Some(tenant) = principal.claims.tid
-        {
-            entitlements
-                .check(
-                    tenant,
-                    route.module.as_deref(),
-                    &principal.authorization,
-                    request_id,
-                )
-                .await?;
-        }
+        let tenant = binding.tenant_var.map(|index| captures[index].1.as_str());
+        self.authorize(route, principal.as_ref(), tenant, client, request_id, limit)
+            .await?;
         let body = read_body(body, max_body).await?;
         if !body.is_empty() && matches!(binding.body, BodyRule::All | BodyRule::Field(_)) {
             check_content_type(&parts.headers)?;
@@ -393,6 +350,92 @@ impl Gateway {
         ))
     }
 
+    /// Steps 3 of the pipeline, for every client kind: the failed-authentication limit, then the
+    /// credential (none is fine on a public route).
+    pub(crate) async fn authenticate(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+        client: IpAddr,
+        request_id: &HeaderValue,
+        limit: &mut Option<Decision>,
+    ) -> Result<Option<Principal>, Problem> {
+        if (route.public || presents_credential(headers))
+            && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
+        {
+            *limit = Some(decision);
+            return Err(self.too_many_requests("failed_auth", &decision));
+        }
+        let principal = match self.auth.authenticate(headers, request_id).await {
+            Ok(None) if !route.public => {
+                return Err(Problem::unauthenticated(
+                    "missing credentials: send `Authorization: Bearer <token>` or an API key",
+                ));
+            }
+            Ok(principal) => principal,
+            // A caller whose token expired must still be able to log in; the failure counts.
+            Err(problem) if route.public => {
+                if problem.code == keel_kernel::ErrorCode::Authn {
+                    self.rate_limits.record_failed_auth(client);
+                }
+                None
+            }
+            Err(problem) => return Err(problem),
+        };
+        if let Some(principal) = &principal {
+            let span = tracing::Span::current();
+            if let Some(tenant) = &principal.claims.tid {
+                span.record("tenant_id", tracing::field::display(tenant));
+            }
+            if principal.claims.kind == PrincipalKind::User {
+                span.record("user_id", principal.claims.sub.as_str());
+            }
+        }
+        Ok(principal)
+    }
+
+    /// Steps 4 to 6, for every client kind: the tenant the request names (a path variable for
+    /// REST, the same field of the message for gRPC) must be the token's, then the rate limit,
+    /// then the tenant's state and modules.
+    pub(crate) async fn authorize(
+        &self,
+        route: &Route,
+        principal: Option<&Principal>,
+        tenant_in_request: Option<&str>,
+        client: IpAddr,
+        request_id: &HeaderValue,
+        limit: &mut Option<Decision>,
+    ) -> Result<(), Problem> {
+        if route.tenant_match
+            && let (Some(tenant), Some(principal)) = (tenant_in_request, principal)
+        {
+            check_tenant(principal, tenant)?;
+        }
+        let decision = self.rate_limits.check(route, principal, client);
+        if let Some((policy, decision)) = decision {
+            *limit = Some(decision);
+            if !decision.allowed {
+                return Err(self.too_many_requests(policy, &decision));
+            }
+        }
+        // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
+        if route.active_tenant
+            && !route.public
+            && let (Some(entitlements), Some(principal)) = (&self.entitlements, principal)
+            && let Some(tenant) = principal.claims.tid
+        {
+            entitlements
+                .check(
+                    tenant,
+                    route.module.as_deref(),
+                    &principal.authorization,
+                    request_id,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// 429 for a request refused by `policy`, counted in the metrics.
     fn too_many_requests(&self, policy: &str, decision: &Decision) -> Problem {
         self.metrics
@@ -437,7 +480,7 @@ impl Gateway {
     }
 }
 
-fn presents_credential(headers: &HeaderMap) -> bool {
+pub(crate) fn presents_credential(headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
@@ -469,7 +512,7 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),

@@ -19,6 +19,7 @@ pub mod docs;
 pub mod endpoints;
 pub mod entitlements;
 pub mod gateway;
+pub mod grpc;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;

@@ -140,6 +140,53 @@ impl Upstream {
     }
 }
 
+/// Why a passed-through request got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    Unavailable(String),
+    Timeout,
+}
+
+impl SendError {
+    /// The metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SendError::Unavailable(_) => "unavailable",
+            SendError::Timeout => "timeout",
+        }
+    }
+
+    pub fn problem(&self, upstream: &str, timeout: Duration) -> crate::problem::Problem {
+        match self {
+            SendError::Unavailable(reason) => crate::problem::Problem::unavailable(format!(
+                "the {upstream} service is unavailable: {reason}"
+            )),
+            SendError::Timeout => crate::problem::Problem::timeout(format!(
+                "the {upstream} service did not answer within {} ms",
+                timeout.as_millis()
+            )),
+        }
+    }
+}
+
+impl Upstream {
+    /// Pass an HTTP/2 gRPC request through (native gRPC and gRPC-Web clients): resolves with the
+    /// upstream's response head, its body still streaming; `wait` bounds the wait for the head.
+    pub async fn send(
+        &self,
+        request: http::Request<tonic::body::Body>,
+        wait: Duration,
+    ) -> Result<http::Response<tonic::body::Body>, SendError> {
+        use tower::ServiceExt;
+        let call = self.channel.clone().oneshot(request);
+        match tokio::time::timeout(wait, call).await {
+            Err(_) => Err(SendError::Timeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(SendError::Unavailable(err.to_string())),
+        }
+    }
+}
+
 fn gave_up(status: &tonic::Status) -> bool {
     matches!(
         status.code(),

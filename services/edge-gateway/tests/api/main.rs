@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod edge;
 mod errors;
+mod grpc;
 mod limits;
 mod openapi;
 mod protocols;
