@@ -233,7 +233,23 @@ pub struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `host:port` or `http://host:port` (h2c).
-    pub address: UpstreamAddress,
+    #[serde(default)]
+    pub address: Option<UpstreamAddress>,
+    /// Instead of `address`: replicas of the service, balanced per request (power of two
+    /// choices on in-flight load); one that cannot be reached is left out until it can.
+    #[serde(default)]
+    pub addresses: Vec<UpstreamAddress>,
+    /// Calls (unary) allowed in flight to this upstream at once; more wait at the edge, in
+    /// arrival order, instead of piling onto the service. Streams are not counted.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: NonZeroU32,
+    /// How long a call may wait for its turn (bounded further by the call's own deadline);
+    /// one that would wait longer is answered 503 with `Retry-After`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Calls allowed to wait at once; beyond it, 503 straight away.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
     /// Per call; past it the client gets 504. For streams: until the first message, and then
     /// between messages.
     #[serde(default = "default_timeout_ms")]
@@ -246,6 +262,16 @@ pub struct UpstreamConfig {
     pub retries: u32,
 }
 
+fn default_max_in_flight() -> NonZeroU32 {
+    NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN)
+}
+fn default_queue_timeout_ms() -> u64 {
+    2_000
+}
+fn default_max_queue() -> usize {
+    10_000
+}
+
 fn default_timeout_ms() -> NonZeroU64 {
     NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN)
 }
@@ -254,6 +280,10 @@ fn default_connect_timeout_ms() -> NonZeroU64 {
 }
 
 impl UpstreamConfig {
+    /// Every address calls may go to.
+    pub fn all_addresses(&self) -> Vec<&UpstreamAddress> {
+        self.address.iter().chain(&self.addresses).collect()
+    }
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.get())
     }
@@ -549,6 +579,14 @@ fn validate(
             "http.max_body_bytes",
             "must be positive",
         ));
+    }
+    for (name, upstream) in &routes.upstreams {
+        if upstream.address.is_some() == !upstream.addresses.is_empty() {
+            return Err(source.error_at(
+                name,
+                format!("upstream `{name}`: give either `address` or a non-empty `addresses` list"),
+            ));
+        }
     }
     let known = |name: &str| routes.upstreams.contains_key(name);
     for (service, route) in &routes.services {

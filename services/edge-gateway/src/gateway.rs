@@ -466,6 +466,10 @@ impl Gateway {
                     upstream.timeout.as_millis()
                 ))
             }
+            CallError::Shed(shed) => {
+                self.metrics.observe_upstream(&upstream.name, "shed");
+                shed.problem(&upstream.name)
+            }
             CallError::Status(status) => {
                 self.metrics
                     .observe_upstream(&upstream.name, &(status.code() as i32).to_string());

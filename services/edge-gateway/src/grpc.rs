@@ -301,10 +301,13 @@ impl Gateway {
         }
         let request = upstream_request(parts, frames, headers);
         let waiting = deadline.unwrap_or(upstream.timeout).min(upstream.timeout);
-        let response = upstream.send(request, waiting).await.map_err(|err| {
-            self.metrics.observe_upstream(&upstream.name, err.label());
-            err.problem(&upstream.name, upstream.timeout)
-        })?;
+        let response = upstream
+            .send(request, waiting, !route.streaming())
+            .await
+            .map_err(|err| {
+                self.metrics.observe_upstream(&upstream.name, err.label());
+                err.problem(&upstream.name, upstream.timeout)
+            })?;
         let code = response
             .headers()
             .get(GRPC_STATUS)

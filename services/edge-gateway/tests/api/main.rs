@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backpressure;
 mod edge;
 mod errors;
 mod grpc;
