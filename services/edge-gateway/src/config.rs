@@ -581,7 +581,7 @@ fn validate(
         ));
     }
     for (name, upstream) in &routes.upstreams {
-        if upstream.address.is_some() == !upstream.addresses.is_empty() {
+        if upstream.address.is_some() != upstream.addresses.is_empty() {
             return Err(source.error_at(
                 name,
                 format!("upstream `{name}`: give either `address` or a non-empty `addresses` list"),

@@ -91,6 +91,7 @@ pub async fn serve(
 }
 
 /// Every request of one connection, with the peer's address, through the gateway.
+#[allow(clippy::type_complexity)] // an `impl` type cannot be named in an alias
 fn connection_service(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
