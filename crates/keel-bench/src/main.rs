@@ -1,7 +1,7 @@
 //! `make bench`: measures the platform's hot paths on this machine, against the same real Postgres
 //! and NATS JetStream the tests use, and writes the figures to BENCHMARKS.md.
 //!
-//! Usage: `keel-bench [--write BENCHMARKS.md] [--quick]`
+//! Usage: `keel-bench [--write BENCHMARKS.md] [--quick] [--only gateway]`
 #![forbid(unsafe_code)]
 
 mod ai;
@@ -17,8 +17,28 @@ use report::Report;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os(gateway::SERVE_GATEWAY) {
+        return gateway::serve_child(path.into()).await;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only gateway`: one section (a release build of everything else is not needed to rerun it).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if only.as_deref() == Some("gateway") {
+        let mut report = Report::new();
+        gateway::direct_vs_gateway(
+            &mut report,
+            if quick { 200 } else { 2_000 },
+            if quick { 50 } else { 400 },
+        )
+        .await?;
+        println!("{}", report.markdown());
+        return Ok(());
+    }
     let output = args
         .iter()
         .position(|a| a == "--write")

@@ -150,7 +150,9 @@ async fn the_outbox_age_falls_back_to_zero_once_the_broker_returns() {
     loop {
         let (_, metrics) = get(&format!("{admin}/metrics")).await;
         if metrics.contains(r#"keel_nats_connected{service="resilience-test"} 1"#)
-            && metrics.contains(r#"keel_outbox_oldest_unpublished_age_seconds{service="resilience-test"} 0.0"#)
+            && metrics.contains(
+                r#"keel_outbox_oldest_unpublished_age_seconds{service="resilience-test"} 0.0"#,
+            )
         {
             break;
         }

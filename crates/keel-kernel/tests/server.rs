@@ -296,9 +296,57 @@ async fn reflection_lists_exactly_the_served_services() {
         [
             "common.v1.Diagnostics",
             "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection"
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"
         ]
     );
+}
+
+#[tokio::test]
+async fn reflection_answers_v1alpha_clients_too() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let app = App::start(grpc_config()).await;
+    let mut reflection = ServerReflectionClient::new(app.channel().await);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("common.v1.Diagnostics".into()),
+    ]
+    .map(|message| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message),
+    });
+    let mut replies = reflection
+        .server_reflection_info(futures::stream::iter(requests))
+        .await
+        .expect("a v1alpha reflection call")
+        .into_inner();
+    let reply = replies
+        .message()
+        .await
+        .expect("a reply")
+        .expect("one message");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("expected a service list, got {reply:?}");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "common.v1.Diagnostics"),
+        "{list:?}"
+    );
+    let reply = replies
+        .message()
+        .await
+        .expect("a reply")
+        .expect("one message");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("expected the file declaring the service, got {reply:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

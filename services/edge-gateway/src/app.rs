@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use keel_kernel::admin::AdminError;
 
 use crate::config::{ConfigError, Loaded};
-use crate::gateway::{Gateway, handle};
+use crate::gateway::Gateway;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -31,6 +31,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A serving gateway.
@@ -49,6 +51,12 @@ impl Application {
     pub async fn build(loaded: Loaded, pool: DescriptorPool) -> Result<Application, StartError> {
         let gateway = Arc::new(Gateway::new(&loaded, &pool)?);
         let config = &loaded.config;
+        let tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(crate::tls::build)
+            .transpose()?;
         let listener = bind(config.http.listen, "http.listen").await?;
         let addr = local_addr(&listener, config.http.listen, "http.listen")?;
         let admin = match &config.admin {
@@ -56,12 +64,21 @@ impl Application {
             None => None,
         };
         let admin_addr = admin.as_ref().map(|admin| admin.local_addr);
-        tracing::info!(%addr, admin = ?admin_addr, routes = gateway.router().bindings().len(), "edge gateway serving");
+        tracing::info!(%addr, tls = tls.is_some(), admin = ?admin_addr, routes = gateway.router().bindings().len(), "edge gateway serving");
 
         let warm = gateway.clone();
         tokio::spawn(async move { warm.warm_up().await });
 
         let shutdown = CancellationToken::new();
+        if let (Some(tls), Some(files)) = (&tls, &config.http.tls) {
+            let interval = Duration::from_millis(files.reload_interval_ms.get());
+            tokio::spawn(crate::tls::watch(
+                tls.certificate.clone(),
+                files.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
         if let Some(nats) = config.nats.clone() {
             tokio::spawn(crate::revocation::follow(
                 gateway.clone(),
@@ -74,15 +91,12 @@ impl Application {
             );
         }
         let drain = CancellationToken::new();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(gateway.clone());
-        let serving = axum::serve(
+        let mut server = tokio::spawn(crate::serve::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(drain.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { serving.await });
+            tls,
+            gateway.clone(),
+            drain.clone(),
+        ));
         // The admin listener stops with the public one's drain, as `/readyz` turns 503.
         let admin_task =
             admin.map(|admin| tokio::spawn(admin.serve(gateway.endpoints.shutdown_token())));
@@ -94,8 +108,7 @@ impl Application {
             ready.endpoints.begin_shutdown();
             drain.cancel();
             match tokio::time::timeout(grace, &mut server).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(err))) => tracing::error!(error = %err, "the HTTP server failed"),
+                Ok(Ok(())) => {}
                 Ok(Err(err)) => tracing::error!(error = %err, "the HTTP server task failed"),
                 Err(_) => {
                     tracing::warn!(

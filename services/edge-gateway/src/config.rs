@@ -98,6 +98,68 @@ pub struct HttpConfig {
     /// Send `Strict-Transport-Security` (when TLS terminates in front of the gateway).
     #[serde(default)]
     pub hsts: bool,
+    /// Terminate TLS here (rustls; ALPN `h2` and `http/1.1`) instead of in front of the gateway.
+    /// Without it the listener speaks cleartext HTTP/1.1 and HTTP/2 (prior knowledge, h2c).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Response compression (gzip, br, zstd) by `Accept-Encoding`.
+    #[serde(default)]
+    pub compression: CompressionConfig,
+    /// A strong `ETag` (a hash of the body) on successful JSON answers to GET, and 304 for an
+    /// `If-None-Match` naming it.
+    #[serde(default = "default_true")]
+    pub etags: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `http.compression`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Smaller bodies are sent as they are.
+    #[serde(default = "default_compression_min_size")]
+    pub min_size_bytes: u16,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            enabled: true,
+            min_size_bytes: default_compression_min_size(),
+        }
+    }
+}
+
+fn default_compression_min_size() -> u16 {
+    1024
+}
+
+/// `http.tls`: PEM files, relative to this file; reloaded when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often the files are checked for a renewal.
+    #[serde(default = "default_tls_reload_interval_ms")]
+    pub reload_interval_ms: NonZeroU64,
+    /// A client that has not finished its handshake by then is dropped.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_tls_reload_interval_ms() -> NonZeroU64 {
+    NonZeroU64::new(5_000).unwrap_or(NonZeroU64::MIN)
+}
+fn default_tls_handshake_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_max_body_bytes() -> usize {
@@ -171,7 +233,23 @@ pub struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `host:port` or `http://host:port` (h2c).
-    pub address: UpstreamAddress,
+    #[serde(default)]
+    pub address: Option<UpstreamAddress>,
+    /// Instead of `address`: replicas of the service, balanced per request (power of two
+    /// choices on in-flight load); one that cannot be reached is left out until it can.
+    #[serde(default)]
+    pub addresses: Vec<UpstreamAddress>,
+    /// Calls (unary) allowed in flight to this upstream at once; more wait at the edge, in
+    /// arrival order, instead of piling onto the service. Streams are not counted.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: NonZeroU32,
+    /// How long a call may wait for its turn (bounded further by the call's own deadline);
+    /// one that would wait longer is answered 503 with `Retry-After`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Calls allowed to wait at once; beyond it, 503 straight away.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
     /// Per call; past it the client gets 504. For streams: until the first message, and then
     /// between messages.
     #[serde(default = "default_timeout_ms")]
@@ -184,6 +262,16 @@ pub struct UpstreamConfig {
     pub retries: u32,
 }
 
+fn default_max_in_flight() -> NonZeroU32 {
+    NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN)
+}
+fn default_queue_timeout_ms() -> u64 {
+    2_000
+}
+fn default_max_queue() -> usize {
+    10_000
+}
+
 fn default_timeout_ms() -> NonZeroU64 {
     NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN)
 }
@@ -192,6 +280,10 @@ fn default_connect_timeout_ms() -> NonZeroU64 {
 }
 
 impl UpstreamConfig {
+    /// Every address calls may go to.
+    pub fn all_addresses(&self) -> Vec<&UpstreamAddress> {
+        self.address.iter().chain(&self.addresses).collect()
+    }
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.get())
     }
@@ -439,8 +531,13 @@ impl Loaded {
     /// the route table it names.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = read(path)?;
-        let config: GatewayConfig = parse_with_env(&text, path, std::env::vars())?;
-        let routes_path = path.parent().unwrap_or(Path::new(".")).join(&config.routes);
+        let mut config: GatewayConfig = parse_with_env(&text, path, std::env::vars())?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(tls) = &mut config.http.tls {
+            tls.cert_file = dir.join(&tls.cert_file);
+            tls.key_file = dir.join(&tls.key_file);
+        }
+        let routes_path = dir.join(&config.routes);
         let routes_text = read(&routes_path)?;
         Loaded::from_parts(config, &routes_text, &routes_path)
     }
@@ -482,6 +579,14 @@ fn validate(
             "http.max_body_bytes",
             "must be positive",
         ));
+    }
+    for (name, upstream) in &routes.upstreams {
+        if upstream.address.is_some() != upstream.addresses.is_empty() {
+            return Err(source.error_at(
+                name,
+                format!("upstream `{name}`: give either `address` or a non-empty `addresses` list"),
+            ));
+        }
     }
     let known = |name: &str| routes.upstreams.contains_key(name);
     for (service, route) in &routes.services {

@@ -19,8 +19,12 @@ const ALLOWED_HEADERS: &[&str] = &[
     "idempotency-key",
     "traceparent",
     "tracestate",
+    // gRPC-Web clients (grpc-web, Connect).
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
 ];
-const EXPOSED_HEADERS: &str = "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, www-authenticate";
+const EXPOSED_HEADERS: &str = "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, www-authenticate, grpc-status, grpc-message, grpc-status-details-bin";
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 
 pub struct Cors {

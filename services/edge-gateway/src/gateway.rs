@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::response::Response;
+use base64::Engine;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -34,13 +35,16 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use keel_kernel::TenantId;
 use keel_kernel::auth::PrincipalKind;
 use prost_reflect::DescriptorPool;
+use sha2::Digest;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, Principal};
+use crate::compression::Compressor;
 use crate::config::{ConfigError, Loaded};
 use crate::cors::{Cors, security_headers};
 use crate::endpoints::{Endpoints, JwksReadiness};
 use crate::entitlements::Entitlements;
+use crate::grpc::{GrpcSurface, Protocol};
 use crate::headers::{self, API_KEY, Forwarding, REQUEST_ID};
 use crate::metrics::GatewayMetrics;
 use crate::openapi;
@@ -56,18 +60,21 @@ use crate::upstream::{CallError, Upstream};
 pub struct Gateway {
     pub service: String,
     router: Router,
-    upstreams: HashMap<String, Upstream>,
+    pub(crate) upstreams: HashMap<String, Upstream>,
+    pub(crate) grpc: GrpcSurface,
     pub(crate) auth: Authenticator,
     pub(crate) revocations: Arc<Revocations>,
     entitlements: Option<Entitlements>,
-    rate_limits: RateLimiting,
+    pub(crate) rate_limits: RateLimiting,
     cors: Cors,
-    forwarding: Forwarding,
-    max_body: usize,
+    pub(crate) forwarding: Forwarding,
+    pub(crate) max_body: usize,
     hsts: bool,
     jwks: Arc<JwksReadiness>,
     pub endpoints: Endpoints,
     pub metrics: GatewayMetrics,
+    pub(crate) compressor: Compressor,
+    etags: bool,
 }
 
 impl Gateway {
@@ -98,6 +105,8 @@ impl Gateway {
         let openapi = openapi::document(&router, pool, &loaded.config.service);
         let openapi = Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
         let metrics = GatewayMetrics::new(&loaded.config.service);
+        let grpc = GrpcSurface::new(&router, pool)
+            .map_err(|err| ConfigError::invalid("routes", format!("gRPC reflection: {err}")))?;
         let endpoints = Endpoints::new(
             metrics.registry(),
             jwks.clone(),
@@ -108,6 +117,7 @@ impl Gateway {
             service: loaded.config.service.clone(),
             router,
             upstreams,
+            grpc,
             auth,
             revocations,
             entitlements,
@@ -119,6 +129,8 @@ impl Gateway {
             jwks,
             endpoints,
             metrics,
+            compressor: Compressor::new(&loaded.config.http.compression),
+            etags: loaded.config.http.etags,
         })
     }
 
@@ -132,12 +144,8 @@ impl Gateway {
     }
 }
 
-/// The axum handler for every request on the public listener.
-pub async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+/// Every request on the public listener, from `peer`.
+pub async fn handle(gateway: &Gateway, peer: SocketAddr, request: Request) -> Response {
     let started = Instant::now();
     let request_id = headers::request_id(request.headers().get(REQUEST_ID));
     let method = request.method().clone();
@@ -186,6 +194,10 @@ impl Gateway {
         request_id: &HeaderValue,
     ) -> (&'g str, Response) {
         let (parts, body) = request.into_parts();
+        if let Some(protocol) = Protocol::of(&parts.headers) {
+            let client = self.forwarding.client_ip(&parts.headers, peer);
+            return self.grpc(protocol, parts, body, client, request_id).await;
+        }
         let path = parts.uri.path();
         if let Some(response) = self.endpoints.answer(&parts.method, path, request_id).await {
             return ("gateway", response);
@@ -271,68 +283,16 @@ impl Gateway {
         if declared_length(&parts.headers).is_some_and(|len| len > max_body as u64) {
             return Err(too_large(max_body));
         }
-        if (route.public || presents_credential(&parts.headers))
-            && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
-        {
-            *limit = Some(decision);
-            return Err(self.too_many_requests("failed_auth", &decision));
-        }
-        let principal = match self.auth.authenticate(&parts.headers, request_id).await {
-            Ok(None) if !route.public => {
-                return Err(Problem::unauthenticated(
-                    "missing credentials: send `Authorization: Bearer <token>` or an API key",
-                ));
-            }
-            Ok(principal) => principal,
-            // A caller whose token expired must still be able to log in; the failure counts.
-            Err(problem) if route.public => {
-                if problem.code == keel_kernel::ErrorCode::Authn {
-                    self.rate_limits.record_failed_auth(client);
-                }
-                None
-            }
-            Err(problem) => return Err(problem),
-        };
-        if let Some(principal) = &principal {
-            let span = tracing::Span::current();
-            if let Some(tenant) = &principal.claims.tid {
-                span.record("tenant_id", tracing::field::display(tenant));
-            }
-            if principal.claims.kind == PrincipalKind::User {
-                span.record("user_id", principal.claims.sub.as_str());
-            }
-        }
+        let principal = self
+            .authenticate(route, &parts.headers, client, request_id, limit)
+            .await?;
         let captures = binding
             .template
             .captures(segments)
             .map_err(|description| Problem::bad_request(format!("the URL path {description}")))?;
-        if route.tenant_match
-            && let (Some(index), Some(principal)) = (binding.tenant_var, &principal)
-        {
-            check_tenant(principal, &captures[index].1)?;
-        }
-        let decision = self.rate_limits.check(route, principal.as_ref(), client);
-        if let Some((policy, decision)) = decision {
-            *limit = Some(decision);
-            if !decision.allowed {
-                return Err(self.too_many_requests(policy, &decision));
-            }
-        }
-        // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
-        if route.active_tenant
-            && !route.public
-            && let (Some(entitlements), Some(principal)) = (&self.entitlements, &principal)
-            && let Some(tenant) = principal.claims.tid
-        {
-            entitlements
-                .check(
-                    tenant,
-                    route.module.as_deref(),
-                    &principal.authorization,
-                    request_id,
-                )
-                .await?;
-        }
+        let tenant = binding.tenant_var.map(|index| captures[index].1.as_str());
+        self.authorize(route, principal.as_ref(), tenant, client, request_id, limit)
+            .await?;
         let body = read_body(body, max_body).await?;
         if !body.is_empty() && matches!(binding.body, BodyRule::All | BodyRule::Field(_)) {
             check_content_type(&parts.headers)?;
@@ -380,11 +340,100 @@ impl Gateway {
             tracing::error!(error = %err, "the upstream's response could not be written as JSON");
             Problem::internal()
         })?;
+        if idempotent && self.etags {
+            return Ok(conditional_json(&parts.headers, Bytes::from(json)));
+        }
         Ok(text_response(
             StatusCode::OK,
             "application/json",
             Bytes::from(json),
         ))
+    }
+
+    /// Steps 3 of the pipeline, for every client kind: the failed-authentication limit, then the
+    /// credential (none is fine on a public route).
+    pub(crate) async fn authenticate(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+        client: IpAddr,
+        request_id: &HeaderValue,
+        limit: &mut Option<Decision>,
+    ) -> Result<Option<Principal>, Problem> {
+        if (route.public || presents_credential(headers))
+            && let Some(decision) = self.rate_limits.failed_auth_refusal(client)
+        {
+            *limit = Some(decision);
+            return Err(self.too_many_requests("failed_auth", &decision));
+        }
+        let principal = match self.auth.authenticate(headers, request_id).await {
+            Ok(None) if !route.public => {
+                return Err(Problem::unauthenticated(
+                    "missing credentials: send `Authorization: Bearer <token>` or an API key",
+                ));
+            }
+            Ok(principal) => principal,
+            // A caller whose token expired must still be able to log in; the failure counts.
+            Err(problem) if route.public => {
+                if problem.code == keel_kernel::ErrorCode::Authn {
+                    self.rate_limits.record_failed_auth(client);
+                }
+                None
+            }
+            Err(problem) => return Err(problem),
+        };
+        if let Some(principal) = &principal {
+            let span = tracing::Span::current();
+            if let Some(tenant) = &principal.claims.tid {
+                span.record("tenant_id", tracing::field::display(tenant));
+            }
+            if principal.claims.kind == PrincipalKind::User {
+                span.record("user_id", principal.claims.sub.as_str());
+            }
+        }
+        Ok(principal)
+    }
+
+    /// Steps 4 to 6, for every client kind: the tenant the request names (a path variable for
+    /// REST, the same field of the message for gRPC) must be the token's, then the rate limit,
+    /// then the tenant's state and modules.
+    pub(crate) async fn authorize(
+        &self,
+        route: &Route,
+        principal: Option<&Principal>,
+        tenant_in_request: Option<&str>,
+        client: IpAddr,
+        request_id: &HeaderValue,
+        limit: &mut Option<Decision>,
+    ) -> Result<(), Problem> {
+        if route.tenant_match
+            && let (Some(tenant), Some(principal)) = (tenant_in_request, principal)
+        {
+            check_tenant(principal, tenant)?;
+        }
+        let decision = self.rate_limits.check(route, principal, client);
+        if let Some((policy, decision)) = decision {
+            *limit = Some(decision);
+            if !decision.allowed {
+                return Err(self.too_many_requests(policy, &decision));
+            }
+        }
+        // Public routes (login, refresh) must work whatever state the caller's old tenant is in.
+        if route.active_tenant
+            && !route.public
+            && let (Some(entitlements), Some(principal)) = (&self.entitlements, principal)
+            && let Some(tenant) = principal.claims.tid
+        {
+            entitlements
+                .check(
+                    tenant,
+                    route.module.as_deref(),
+                    &principal.authorization,
+                    request_id,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// 429 for a request refused by `policy`, counted in the metrics.
@@ -417,6 +466,10 @@ impl Gateway {
                     upstream.timeout.as_millis()
                 ))
             }
+            CallError::Shed(shed) => {
+                self.metrics.observe_upstream(&upstream.name, "shed");
+                shed.problem(&upstream.name)
+            }
             CallError::Status(status) => {
                 self.metrics
                     .observe_upstream(&upstream.name, &(status.code() as i32).to_string());
@@ -431,7 +484,7 @@ impl Gateway {
     }
 }
 
-fn presents_credential(headers: &HeaderMap) -> bool {
+pub(crate) fn presents_credential(headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
@@ -463,7 +516,7 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
@@ -509,6 +562,38 @@ fn text_response(status: StatusCode, content_type: &'static str, body: Bytes) ->
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A GET's JSON answer with a strong `ETag`, or 304 when the client's `If-None-Match` names it.
+///
+/// The platform's messages carry no version the gateway could use generically, so the tag is a
+/// hash of the exact bytes sent (SHA-256, 128 bits kept): equal bodies, equal tags, whichever
+/// replica answers. The upstream is still called; what is saved is the transfer.
+fn conditional_json(request: &HeaderMap, json: Bytes) -> Response {
+    let digest = sha2::Sha256::digest(&json);
+    let tag = format!(
+        "\"{}\"",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    );
+    let matched = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .map(|candidate| candidate.trim())
+        // If-None-Match compares weakly: `W/"x"` matches `"x"`.
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag);
+    let mut response = if matched {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        text_response(StatusCode::OK, "application/json", json)
+    };
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
     response
 }
 

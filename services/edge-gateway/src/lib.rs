@@ -11,6 +11,7 @@
 pub mod app;
 pub mod auth;
 pub mod codec;
+pub mod compression;
 pub mod config;
 pub mod cors;
 pub mod descriptors;
@@ -18,6 +19,7 @@ pub mod docs;
 pub mod endpoints;
 pub mod entitlements;
 pub mod gateway;
+pub mod grpc;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;
@@ -26,8 +28,10 @@ pub mod problem;
 pub mod ratelimit;
 pub mod revocation;
 pub mod router;
+pub mod serve;
 pub mod stream;
 pub mod template;
+pub mod tls;
 pub mod transcode;
 pub mod upstream;
 

@@ -1,5 +1,6 @@
-//! The gRPC server every service runs: one tower stack (request id, trace span, metrics, load
-//! admission (a concurrency limit with a bounded wait), deadline, authentication), grpc.health.v1, reflection v1, and a
+//! The gRPC server every service runs: one tower stack (request id, trace span, metrics,
+//! admission (a concurrency limit with a bounded wait), deadline, authentication), grpc.health.v1,
+//! reflection v1 and v1alpha, and a
 //! graceful shutdown that drains in-flight requests within `grpc.shutdown_grace_ms`.
 //!
 //! ```ignore
@@ -53,7 +54,10 @@ use self::span::TraceLayer;
 use self::status::StatusLayer;
 
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
-const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_SERVICES: &[&str] = &[
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// After the grace period, aborted requests get this long to flush their UNAVAILABLE status.
 const ABORT_FLUSH: Duration = Duration::from_secs(1);
@@ -186,14 +190,24 @@ impl GrpcServer {
             .map_err(|source| ServerError::Bind { addr, source })?;
 
         let mut names = self.names;
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(keel_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         // Only what this process serves is advertised, not every service in the shared proto set.
-        for name in names.iter().chain(&[HEALTH_SERVICE, REFLECTION_SERVICE]) {
-            reflection = reflection.with_service_name(*name);
-        }
-        let reflection = reflection.build_v1()?;
+        // Both protocol versions: grpcurl and grpcui speak v1, older tools (Postman, some IDEs) only
+        // v1alpha.
+        let reflection_builder = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(keel_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            for name in names
+                .iter()
+                .chain(&[HEALTH_SERVICE])
+                .chain(REFLECTION_SERVICES)
+            {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let reflection = reflection_builder().build_v1()?;
+        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         names.push(""); // the whole server, which is what most probes ask about
@@ -203,7 +217,10 @@ impl GrpcServer {
                 .await;
         }
         let mut routes = self.routes;
-        routes.add_service(health_service).add_service(reflection);
+        routes
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha);
 
         Ok(BoundServer {
             local_addr,

@@ -4,10 +4,13 @@
 mod support;
 
 mod auth;
+mod backpressure;
 mod edge;
 mod errors;
+mod grpc;
 mod limits;
 mod openapi;
+mod protocols;
 mod raw_routes;
 mod security;
 mod streaming;

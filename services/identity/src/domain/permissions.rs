@@ -105,7 +105,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("ai.memory.write", "Write tenant memory"),
     // notifications (every method acts on the caller's own inbox and preferences)
     ("notifications.inbox.read", "Read one's own notifications"),
-    ("notifications.inbox.update", "Mark one's own notifications read"),
+    (
+        "notifications.inbox.update",
+        "Mark one's own notifications read",
+    ),
     (
         "notifications.preference.read",
         "Read one's own notification preferences and the tenant's defaults",
