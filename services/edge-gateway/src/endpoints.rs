@@ -1,5 +1,5 @@
 //! The gateway's own endpoints, answered before any route: the probes and `/metrics` (the
-//! kernel's admin endpoints, [`keel_kernel::admin`]), `/openapi.json` and `/docs`.
+//! kernel's admin endpoints, [`keel_kernel::admin`]), `/openapi.json`, `/docs` and the pages behind the emails' links.
 //!
 //! With an admin listener, the probes and `/metrics` are served there by the kernel's
 //! [`AdminServer`]; the public listener still answers the probes (load balancers ask there) but
@@ -21,8 +21,8 @@ use keel_kernel::metrics::MetricsRegistry;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::docs;
 use crate::problem::Problem;
+use crate::{docs, pages};
 
 /// The probes, metrics and documentation, built once at start.
 pub struct Endpoints {
@@ -118,7 +118,8 @@ impl Endpoints {
                 | "/docs/"
                 | docs::SCRIPT_PATH
                 | docs::STYLE_PATH
-        ) || (self.metrics_here && path == "/metrics");
+        ) || pages::serves(path)
+            || (self.metrics_here && path == "/metrics");
         if !known {
             return None;
         }
@@ -134,6 +135,7 @@ impl Endpoints {
         Some(match path {
             "/healthz" | "/readyz" | "/metrics" => self.admin(method, path, request_id).await,
             "/openapi.json" => openapi_response(self.openapi.clone()),
+            _ if pages::serves(path) => pages::asset(path),
             _ => docs::asset(path),
         })
     }

@@ -23,6 +23,7 @@ pub mod grpc;
 pub mod headers;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod preflight;
 pub mod problem;
 pub mod ratelimit;

@@ -245,6 +245,8 @@ fn the_shipped_configuration_routes_every_annotated_method() {
             "identity.v1.AuthService.Login",
             "identity.v1.AuthService.Refresh",
             "identity.v1.AuthService.VerifyEmail",
+            "identity.v1.AuthService.RequestPasswordReset",
+            "identity.v1.AuthService.ResetPassword",
             "identity.v1.AuthService.GetJwks",
             // The payment webhook's raw route: signed by the provider, no user credentials.
             "billing.v1.BillingService.IngestWebhook",
