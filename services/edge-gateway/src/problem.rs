@@ -120,6 +120,16 @@ impl Problem {
         let error = Error::from_status(status);
         let code = status.code();
         let transport = std::error::Error::source(status).is_some();
+        // A call cut mid-flight (the upstream process died, its connection was reset) comes back
+        // from the client as UNKNOWN or INTERNAL carrying the transport error: the service is
+        // away, not broken, and a retry will find it (or a replica) again.
+        if transport && matches!(code, tonic::Code::Unknown | tonic::Code::Internal) {
+            tracing::warn!(upstream, error = %status.message(), "upstream call cut off");
+            return Problem {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Problem::unavailable(format!("the {upstream} service is unavailable"))
+            };
+        }
         let detail = match code {
             // Whatever a service says about its own failure stays in its logs.
             tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::DataLoss => {
@@ -218,6 +228,25 @@ pub fn type_uri(code: ErrorCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_cut_off_by_the_transport_is_unavailable_not_internal() {
+        let cut = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert_eq!(cut.code(), tonic::Code::Unknown);
+        let problem = Problem::from_status(&cut, "ai-gateway");
+        assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(problem.code, ErrorCode::Unavailable);
+        assert_eq!(problem.retry_after, Some(Duration::from_secs(1)));
+        // The upstream's own UNKNOWN (no transport error under it) stays an internal error.
+        let own = tonic::Status::unknown("boom");
+        assert_eq!(
+            Problem::from_status(&own, "ai-gateway").status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn the_document_carries_every_member() {
