@@ -39,6 +39,9 @@ INTERNAL_METHODS = {
     # Service-only: the notifier exchanges an id from an event for a fresh secret.
     "identity.v1.AuthService.IssueVerificationToken",
     "tenancy.v1.MembershipService.IssueInvitationToken",
+    "identity.v1.AuthService.IssuePasswordResetToken",
+    # Service-to-service: a mesh service's own token (client credentials), never through the edge.
+    "identity.v1.AuthService.IssueServiceToken",
 }
 
 PATH_VAR = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
