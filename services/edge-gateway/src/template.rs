@@ -213,6 +213,10 @@ fn push_param(
     variable: usize,
     rest: bool,
 ) {
+    // A nested field's path (`{preference.category}`) is named with `_` in the document: many
+    // clients and generators fill path templates with format strings, which read a dot as
+    // attribute access. The URL a client builds is the same either way.
+    let name = name.replace('.', "_");
     out.push('{');
     out.push_str(&name);
     out.push('}');

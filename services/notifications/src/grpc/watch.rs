@@ -32,6 +32,8 @@ const BATCH: i64 = 200;
 /// The inbox is read this often even without a JetStream wake-up (a missed message, NATS down).
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
 const BUFFER: usize = 64;
+/// How long a new watch waits for its JetStream consumer before falling back to polling.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Notifications {
     pub(super) async fn watch(
@@ -46,8 +48,15 @@ impl Notifications {
             ("", header) => Some(NotificationId::parse_field(LAST_EVENT_ID, header)?),
             (field, _) => Some(NotificationId::parse_field("after_event_id", field)?),
         };
-        // Follow JetStream before reading the inbox, so one committed in between is seen.
-        let live = follow(&self.0).await;
+        // Follow JetStream before reading the inbox, so one committed in between is seen. Bounded:
+        // the watch must answer at once (the gateway times out a call with no response), and
+        // without JetStream it still works, by polling the inbox.
+        let live = tokio::time::timeout(FOLLOW_TIMEOUT, follow(&self.0))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!("watch: JetStream did not answer in time; polling the inbox");
+                None
+            });
         let mut tx = db::tenant_tx(&self.0.db, tenant).await?;
         let start = match resume {
             Some(id) => repo::notifications::get(&mut tx, user, id).await?.sequence,
