@@ -56,7 +56,7 @@ async fn operations_list_path_and_query_parameters_from_the_descriptors() {
     );
     assert!(parameter(get, "extra").is_none(), "nor can Struct");
 
-    let update = &spec["paths"]["/v1/things/{thing.id}"]["patch"];
+    let update = &spec["paths"]["/v1/things/{thing_id}"]["patch"];
     assert_eq!(
         update["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/keel.test.v1.Thing"
