@@ -109,9 +109,14 @@ pub struct StreamContext {
     pub request_id: HeaderValue,
 }
 
+/// How long a long-lived stream's first message is waited for before the response opens anyway.
+const LONG_LIVED_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 enum State {
     Next(Streaming<DynamicMessage>),
     First(DynamicMessage, Streaming<DynamicMessage>),
+    /// A long-lived stream with nothing yet: the response opens with a keep-alive.
+    Quiet(Streaming<DynamicMessage>),
     Finishing,
     Finished,
 }
@@ -122,7 +127,15 @@ pub async fn respond(
     mut streaming: Streaming<DynamicMessage>,
     context: StreamContext,
 ) -> Result<Response, Problem> {
-    let first = match tokio::time::timeout(context.idle, streaming.message()).await {
+    // A long-lived watch may have nothing to say for a long time: it gets its 200 (and a first
+    // keep-alive) after a short wait, not a 504 after the upstream timeout.
+    let wait = if context.long_lived {
+        context.idle.min(LONG_LIVED_FIRST_WAIT)
+    } else {
+        context.idle
+    };
+    let state = match tokio::time::timeout(wait, streaming.message()).await {
+        Err(_) if context.long_lived => State::Quiet(streaming),
         Err(_) => {
             return Err(Problem::timeout(format!(
                 "the {} service did not answer in time",
@@ -130,11 +143,8 @@ pub async fn respond(
             )));
         }
         Ok(Err(status)) => return Err(Problem::from_status(&status, &context.upstream)),
-        Ok(Ok(first)) => first,
-    };
-    let state = match first {
-        Some(message) => State::First(message, streaming),
-        None => State::Finishing,
+        Ok(Ok(Some(message))) => State::First(message, streaming),
+        Ok(Ok(None)) => State::Finishing,
     };
     let format = context.format;
     let body = futures::stream::unfold((state, context), |(state, context)| async move {
@@ -147,6 +157,7 @@ pub async fn respond(
             State::First(message, streaming) => {
                 (encode(&context, &message), State::Next(streaming))
             }
+            State::Quiet(streaming) => (context.format.keep_alive(), State::Next(streaming)),
             State::Next(mut streaming) => {
                 match tokio::time::timeout(context.idle, streaming.message()).await {
                     Ok(Ok(Some(message))) => (encode(&context, &message), State::Next(streaming)),
